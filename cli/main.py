@@ -1,0 +1,24 @@
+"""The `kgan` command. Each sub-command lives in its own module and loads Keras only when run."""
+
+import typer
+
+from cli import train
+
+app = typer.Typer(
+    name="kgan",
+    help="Train GANs with Keras 3 and ship their generators to TensorFlow Serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("train")(train.train)
+
+
+@app.callback()
+def _root() -> None:
+    """Train GANs with Keras 3 and ship their generators to TensorFlow Serving."""
+
+
+def main() -> None:
+    app()

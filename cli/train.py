@@ -1,0 +1,82 @@
+"""`kgan train`: train a GAN, or resume one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import select_backend, user_errors
+from kgan.config import TrainConfig
+
+_D = TrainConfig()
+
+
+def train(
+    epochs: Annotated[int | None, typer.Option(
+        help="Total epochs.", show_default=f"{_D.epochs}; with --resume, the run's own")] = None,
+    dataset: Annotated[str, typer.Option(
+        help="mnist, fashion_mnist, cifar10, a folder of png/jpg images (sub-folders are classes) "
+             "or an .npz with x_train (and y_train).")] = _D.dataset,
+    image_size: Annotated[int | None, typer.Option(
+        help="Resize images to this square size.",
+        show_default="the dataset's own; folders 64")] = None,
+    arch: Annotated[str, typer.Option(help="Architecture: mlp or dcgan.")] = _D.arch,
+    loss: Annotated[str, typer.Option(
+        help="Loss: bce (non-saturating), minimax, lsgan, hinge or wgan-gp.")] = _D.loss,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = _D.batch_size,
+    latent_dim: Annotated[int, typer.Option(help="Length of the noise vector z.")] = _D.latent_dim,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of G and D.")] = _D.lr,
+    beta1: Annotated[float, typer.Option(help="Adam beta_1.")] = _D.beta1,
+    beta2: Annotated[float, typer.Option(help="Adam beta_2.")] = _D.beta2,
+    d_steps: Annotated[int, typer.Option(
+        help="Discriminator updates per generator update.")] = _D.d_steps,
+    gp_weight: Annotated[float, typer.Option(
+        help="wgan-gp gradient penalty weight.")] = _D.gp_weight,
+    seed: Annotated[int, typer.Option(
+        help="Seed of weights, data order, noise and sample grid.")] = _D.seed,
+    steps_per_epoch: Annotated[int | None, typer.Option(
+        help="Cap on steps per epoch (quick runs).", show_default="one pass over the data")] = None,
+    jit: Annotated[bool | None, typer.Option(
+        "--jit/--no-jit", help="XLA compilation.",
+        show_default="on for mlp, off for dcgan")] = None,
+    backend: Annotated[str, typer.Option(help="Keras backend.")] = _D.backend,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option(
+        help="Run directory suffix.", show_default="<arch>-<dataset>")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue this run directory from its last checkpoint.")] = None,
+    sample_every: Annotated[int, typer.Option(
+        help="Write a sample grid every N epochs.")] = _D.sample_every,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="Write a checkpoint every N epochs.")] = _D.checkpoint_every,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a GAN; print the run directory on stdout when done.
+
+    Ctrl-C stops after the current step, saves a checkpoint and prints the command to resume.
+    """
+    with user_errors():
+        config = TrainConfig(
+            dataset=dataset, image_size=image_size, arch=arch, loss=loss, latent_dim=latent_dim,
+            batch_size=batch_size, epochs=_D.epochs if epochs is None else epochs,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr, beta1=beta1, beta2=beta2, d_steps=d_steps, gp_weight=gp_weight, seed=seed,
+            jit=jit, sample_every=sample_every, checkpoint_every=checkpoint_every, backend=backend,
+        ).validate()
+        select_backend(backend)
+        from kgan import train as lib
+        from kgan.callbacks import RichProgress
+
+        progress = [] if quiet else [RichProgress(config.batch_size)]
+        if resume is not None:
+            result = lib.resume(resume, epochs=epochs, callbacks=progress)
+        else:
+            result = lib.train(config, runs_dir=runs_dir, name=name, callbacks=progress)
+    typer.echo(result.run_dir)
+    if result.status == "interrupted":
+        typer.echo(
+            f"Interrupted after {result.step} steps (epoch {result.epoch + 1} in progress). "
+            f"Checkpoint saved. Resume with:\n  kgan train --resume {result.run_dir}", err=True)
+        raise typer.Exit(130)

@@ -1,0 +1,26 @@
+"""kgan: train GANs with Keras 3 and ship their generators to TensorFlow Serving.
+
+Heavy modules (Keras, TensorFlow) load on first use, so `import kgan` and the CLI stay fast.
+
+Example:
+    >>> import kgan
+    >>> run_dir = kgan.train(kgan.TrainConfig(dataset="fashion_mnist", epochs=5)).run_dir
+"""
+
+from kgan.config import TrainConfig
+from kgan.errors import KganError
+
+__version__ = "0.1.0"
+__all__ = ["GAN", "KganError", "TrainConfig", "train"]
+
+
+def __getattr__(name):
+    if name == "GAN":
+        from kgan.gan import GAN
+
+        return GAN
+    if name == "train":
+        from kgan.train import train
+
+        return train
+    raise AttributeError(f"module 'kgan' has no attribute {name!r}")

@@ -1,0 +1,168 @@
+"""Keras callbacks of a training run: stop guard, metrics log, sample grids, checkpoints, progress.
+
+Library code never prints: progress reaches the user through `RichProgress`, which the CLI adds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kgan import images, runs
+
+WATCHED = ("d_loss", "g_loss")
+
+
+class StopGuard(keras.callbacks.Callback):
+    """Stops training after the current step on request (Ctrl-C) or on a NaN/inf loss.
+
+    `reason` says why training stopped early (`None` if it did not); callbacks after this one
+    skip the epoch that was cut short, so no partial epoch is logged and no NaN is saved.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.reason = None
+        self.requested = False
+
+    def request_stop(self, *_):
+        """Asks training to stop after the step in flight (a SIGINT handler)."""
+        self.requested = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key in WATCHED:
+            value = float((logs or {}).get(key, 0.0))
+            if not math.isfinite(value):
+                self.reason = f"{key} became {value}"
+                self.model.stop_training = True
+                return
+        if self.requested:
+            self.reason = "interrupted"
+            self.model.stop_training = True
+
+
+class _RunCallback(keras.callbacks.Callback):
+    def __init__(self, run_dir: Path, guard: StopGuard, every: int, epochs: int):
+        super().__init__()
+        self.run_dir, self.guard, self.every, self.epochs = run_dir, guard, every, epochs
+
+    def due(self, epoch: int) -> bool:
+        """True at the end of a complete epoch that is a multiple of `every`, or the last one."""
+        done = epoch + 1
+        return self.guard.reason is None and (done % self.every == 0 or done == self.epochs)
+
+
+class MetricsLog(_RunCallback):
+    """Appends one JSON line per epoch to `metrics.jsonl`: losses, seconds, images per second."""
+
+    def __init__(self, run_dir, guard, epochs, batch_size):
+        super().__init__(run_dir, guard, 1, epochs)
+        self.batch_size = batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        seconds = time.perf_counter() - self.start
+        record = {"epoch": epoch + 1, "step": int(self.model.g_optimizer.iterations)}
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        record["seconds"] = round(seconds, 3)
+        record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
+        runs.append_metrics(self.run_dir, record)
+
+
+class SampleGrid(_RunCallback):
+    """Writes `samples/epoch-NNNN.png`: an 8x8 grid from the same fixed noise every time."""
+
+    def __init__(self, run_dir, guard, every, epochs, latent_dim, seed, n=64):
+        super().__init__(run_dir, guard, every, epochs)
+        # NumPy noise: drawing it must not advance the model's training SeedGenerator.
+        self.z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.due(epoch):
+            fake = self.model.generator(self.z, training=False)
+            path = self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png"
+            images.save_png(images.grid(images.to_uint8(keras.ops.convert_to_numpy(fake))), path)
+
+
+class Checkpoint(_RunCallback):
+    """Saves the whole GAN (weights, both optimizers, noise state) to `checkpoints/latest.keras`."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.due(epoch):
+            save_checkpoint(self.model, self.run_dir)
+
+
+def save_checkpoint(model, run_dir: Path) -> Path:
+    """Writes the checkpoint atomically: a crash mid-write keeps the previous one."""
+    path = run_dir / runs.CHECKPOINT
+    with runs.atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+class RichProgress(keras.callbacks.Callback):
+    """Epoch and step bars on stderr: d_loss, g_loss, images/s, ETA (with `fit(verbose=0)`)."""
+
+    def __init__(self, batch_size: int, console=None):
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.batch_size = batch_size
+        console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=console, disable=not console.is_terminal,
+        )
+        self.epoch_task = self.step_task = None
+
+    def on_train_begin(self, logs=None):
+        self.progress.start()
+        if self.epoch_task is None:
+            self.epoch_task = self.progress.add_task("epochs", total=None, stats="")
+            self.step_task = self.progress.add_task("steps", total=None, stats="")
+        self.progress.update(self.epoch_task, total=self.params["epochs"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.progress.update(self.epoch_task, completed=epoch)
+        self.progress.reset(self.step_task, total=self.params["steps"],
+                            description=f"epoch {epoch + 1}", stats="")
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
+        d_loss, g_loss = float(logs.get("d_loss", 0)), float(logs.get("g_loss", 0))
+        stats = f"d_loss {d_loss:.4f}  g_loss {g_loss:.4f}"
+        self.progress.update(self.step_task, completed=batch + 1,
+                             stats=f"{stats}  {rate:,.0f} img/s")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:  # an epoch cut short is not done
+            return
+        stats = self.progress.tasks[self.step_task].fields["stats"]
+        self.progress.update(self.epoch_task, completed=epoch + 1, stats=stats)
+        if not self.progress.console.is_terminal:  # logs and CI: one line per epoch, no bars
+            self.progress.console.print(f"epoch {epoch + 1}/{self.params['epochs']}  {stats}")
+
+    def on_train_end(self, logs=None):
+        self.progress.stop()

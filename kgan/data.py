@@ -1,0 +1,234 @@
+"""Datasets: a named source -> float32 images in [-1, 1], channels-last, optional labels.
+
+Backend-neutral (NumPy and Pillow only). Each trainer turns the arrays into batches
+its own way (`kgan.trainers.<backend>.make_dataset`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from kgan.config import BUILTIN_DATASETS
+from kgan.errors import KganError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Training images and labels held in memory."""
+
+    name: str  # short name for run directories ("fashion_mnist", "faces", ...)
+    x: np.ndarray  # float32 (N, H, W, C) in [-1, 1]
+    y: np.ndarray | None  # int32 (N,) class labels, or None
+    class_names: list[str] | None = None  # folder datasets: label -> sub-folder name
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.y is None else int(self.y.max()) + 1
+
+
+def load(source: str, image_size: int | None = None) -> Dataset:
+    """Loads the training split of `source`.
+
+    Args:
+        source: `mnist`, `fashion_mnist`, `cifar10`, a folder of png/jpg images (searched
+            recursively; the first level of sub-folders names the classes) or an `.npz` file
+            with `x_train` and optionally `y_train`.
+        image_size: resize images to `image_size` x `image_size`; `None` keeps the source's
+            size (folders default to 64).
+
+    Returns:
+        A `Dataset` with float32 images in [-1, 1].
+
+    Example:
+        >>> data = load("fashion_mnist")
+        >>> data.x.shape
+        (60000, 28, 28, 1)
+    """
+    if source in BUILTIN_DATASETS:
+        x, y = _load_builtin(source)
+        name = source
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return _load_folder(path, image_size or 64)
+        if path.suffix == ".npz" and path.is_file():
+            x, y = load_npz(path)
+            name = _slug(path.stem)
+        elif path.suffix == ".npz" or os.sep in source or path.suffix:
+            raise KganError(f"Dataset not found: {source} (no such file or folder)")
+        else:
+            raise KganError(
+                f"Unknown dataset {source!r}. Use one of {', '.join(BUILTIN_DATASETS)}, "
+                "a folder of images or an .npz file with x_train."
+            )
+    x = _to_unit_range(x, source)
+    if image_size is not None and x.shape[1:3] != (image_size, image_size):
+        x = _resize_batch(x, image_size)
+    return Dataset(name=name, x=x, y=y)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Reads an IDX file (the MNIST format), gzip-compressed if its name ends in `.gz`."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise KganError(f"Cannot read IDX file {path}: {e}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise KganError(f"Not an unsigned-byte IDX file: {path}")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    if len(data) - header != int(np.prod(shape)):
+        raise KganError(f"Truncated IDX file {path}: header says shape {shape}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads `x_train` (N, H, W) or (N, H, W, C) and optional `y_train` from an .npz file."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x_train" not in f.files:
+                raise KganError(
+                    f"{path} has no `x_train` array (found: {', '.join(f.files) or 'nothing'})"
+                )
+            x = f["x_train"]
+            y = f["y_train"] if "y_train" in f.files else None
+    except KganError:
+        raise
+    except Exception as e:
+        raise KganError(f"Cannot read {path}: {e}") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[0] == 0 or x.shape[-1] not in (1, 3):
+        raise KganError(
+            f"`x_train` in {path} must have shape (N, H, W) or (N, H, W, 1|3) with N > 0. "
+            f"Received: shape={x.shape}"
+        )
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x):
+            raise KganError(f"`y_train` in {path} has {len(y)} labels for {len(x)} images")
+        y = y.astype(np.int32)
+    return x, y
+
+
+def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name == "fashion_mnist" and (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        x = read_idx(DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
+        y = read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz")
+        return x[..., None], y.astype(np.int32)
+    import keras  # the download path; imported late because it loads the backend
+
+    loaders = {
+        "mnist": keras.datasets.mnist.load_data,
+        "fashion_mnist": keras.datasets.fashion_mnist.load_data,
+        "cifar10": keras.datasets.cifar10.load_data,
+    }
+    try:
+        (x, y), _ = loaders[name]()
+    except Exception as e:
+        hint = {
+            "mnist": "put mnist.npz in ~/.keras/datasets/",
+            "fashion_mnist": "run `apt-get install dataset-fashion-mnist` (Debian) or put the "
+            "four *-ubyte.gz files in ~/.keras/datasets/fashion-mnist/",
+            "cifar10": "extract cifar-10-python.tar.gz to ~/.keras/datasets/cifar-10-batches-py/",
+        }[name]
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise KganError(
+            f"Cannot load {name}: download failed ({reason}). Offline: {hint}") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    return x, np.asarray(y).reshape(-1).astype(np.int32)
+
+
+def _load_folder(root: Path, image_size: int) -> Dataset:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise KganError(f"No .png/.jpg images found in {root}")
+    # The first level of sub-folders names the classes; images directly in `root` have none.
+    class_names = sorted({p.relative_to(root).parts[0] for p in files if p.parent != root})
+    labeled = bool(class_names) and all(p.parent != root for p in files)
+    images, modes = [], set()
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.load()
+                modes.add("L" if img.mode in ("1", "L", "I;16", "I", "LA") else "RGB")
+                images.append(img.copy())
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise KganError(f"Cannot read image {path}: {e}") from None
+    mode = "L" if modes == {"L"} else "RGB"
+    x = np.stack([_resize_pil(img.convert(mode), image_size) for img in images])
+    if x.ndim == 3:
+        x = x[..., None]
+    y = None
+    if labeled:
+        index = {name: i for i, name in enumerate(class_names)}
+        y = np.array([index[p.relative_to(root).parts[0]] for p in files], dtype=np.int32)
+    return Dataset(
+        name=_slug(root.resolve().name), x=_to_unit_range(x, str(root)), y=y,
+        class_names=class_names if labeled else None,
+    )
+
+
+def _resize_pil(img, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _resize_batch(x: np.ndarray, size: int) -> np.ndarray:
+    """Resizes float images in [-1, 1] with Pillow (per channel, bicubic, clipped)."""
+    from PIL import Image
+
+    out = np.empty((x.shape[0], size, size, x.shape[3]), dtype=np.float32)
+    for i in range(x.shape[0]):
+        for c in range(x.shape[3]):
+            channel = Image.fromarray(x[i, :, :, c], mode="F")
+            out[i, :, :, c] = np.asarray(channel.resize((size, size), Image.Resampling.BICUBIC))
+    return np.clip(out, -1.0, 1.0)
+
+
+def _to_unit_range(x: np.ndarray, source: str) -> np.ndarray:
+    """Maps uint8 [0, 255], float [0, 1] or float [-1, 1] images to float32 [-1, 1]."""
+    if x.dtype == np.uint8:
+        return (x.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise KganError(f"Images in {source} contain NaN or inf values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return x * 2.0 - 1.0
+    if lo >= -1.0 and hi <= 1.0:
+        return x
+    if lo >= 0.0 and hi <= 255.0:
+        return x / 127.5 - 1.0
+    raise KganError(
+        f"Images in {source} must be uint8, or floats in [0, 1], [-1, 1] or [0, 255]. "
+        f"Received: values in [{lo:g}, {hi:g}]"
+    )
+
+
+def _slug(name: str) -> str:
+    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+    return slug or "data"

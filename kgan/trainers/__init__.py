@@ -1,0 +1,20 @@
+"""One `train_step` per backend, picked once from `keras.backend.backend()`.
+
+Keras itself picks its trainer class the same way (keras/src/models/model.py). Everything
+outside `kgan.trainers` is backend-neutral (`keras.ops`, `keras.random`).
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "tensorflow":
+    from kgan.trainers.tensorflow import GANTrainer, make_dataset
+else:
+    from kgan.errors import KganError
+
+    raise KganError(
+        f"kgan does not train on the {_BACKEND!r} backend yet. Use KERAS_BACKEND=tensorflow."
+    )
+
+__all__ = ["GANTrainer", "make_dataset"]

@@ -1,0 +1,138 @@
+import json
+import os
+import signal
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kgan import train as lib
+from kgan.config import TrainConfig
+from kgan.errors import KganError
+
+
+def config(npz, **overrides):
+    return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
+                          **overrides})
+
+
+def full_state(run_dir):
+    gan, _ = lib.load_gan(run_dir)
+    variables = gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
+    return [keras.ops.convert_to_numpy(v) for v in variables] + [
+        keras.ops.convert_to_numpy(gan.seed_generator.state)]
+
+
+def assert_same_state(a, b):
+    sa, sb = full_state(a), full_state(b)
+    assert len(sa) == len(sb) > 20
+    for x, y in zip(sa, sb, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+class At(keras.callbacks.Callback):
+    """Runs `action(model)` once, after generator step `step`."""
+
+    def __init__(self, step, action):
+        super().__init__()
+        self.step, self.action = step, action
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations) == self.step:
+            self.action(self.model)
+
+
+def ctrl_c(model):
+    os.kill(os.getpid(), signal.SIGINT)  # the real signal, handled by kgan's SIGINT handler
+
+
+def poison(model):
+    model.generator.trainable_variables[0].assign(
+        np.full(model.generator.trainable_variables[0].shape, np.nan, np.float32))
+
+
+def test_run_directory_contents(toy_npz, tmp_path):
+    result = lib.train(config(toy_npz, epochs=2, sample_every=1), runs_dir=tmp_path / "runs")
+    run = result.run_dir
+    assert run.name == "00000-mlp-toy" and result.status == "finished" and result.step == 24
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["image_shape"] == [8, 8, 1] and saved["num_classes"] == 4
+    assert saved["epochs"] == 2 and saved["dataset"] == str(toy_npz)
+    assert (run / "checkpoints" / "latest.keras").is_file()
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    for epoch in (1, 2):
+        grid = Image.open(run / "samples" / f"epoch-{epoch:04d}.png")
+        assert grid.size == (82, 82) and grid.mode == "L"  # 8x8 tiles of 8 px, 2 px padding
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert [line["step"] for line in lines] == [12, 24]
+    for line in lines:
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_sec"} <= set(line)
+        assert line["images_per_sec"] > 0
+    second = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path / "runs", name="again")
+    assert second.run_dir.name == "00001-again"
+
+
+def test_same_grid_noise_every_epoch(toy_npz, tmp_path):
+    run = lib.train(config(toy_npz, epochs=2), runs_dir=tmp_path).run_dir
+    first = np.asarray(Image.open(run / "samples" / "epoch-0001.png"))
+    again = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path).run_dir
+    np.testing.assert_array_equal(first, np.asarray(Image.open(again / "samples/epoch-0001.png")))
+
+
+def test_interrupt_mid_epoch_then_resume_is_bit_identical(toy_npz, tmp_path):
+    straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
+    cut = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "b",
+                    callbacks=[At(17, ctrl_c)])
+    # Ctrl-C came between steps 17 and 18: the step in flight (18) finishes, then it stops.
+    assert (cut.status, cut.step, cut.epoch) == ("interrupted", 18, 1)
+    lines = (cut.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1  # the cut epoch is not logged as done
+    done = lib.resume(cut.run_dir)
+    assert (done.status, done.step) == ("finished", 36)
+    assert_same_state(straight, cut.run_dir)
+    lines = (cut.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_extends_a_finished_run_bit_identically(toy_npz, tmp_path):
+    straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
+    short = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path / "b").run_dir
+    lib.resume(short, epochs=3)
+    assert json.loads((short / "config.json").read_text())["epochs"] == 3
+    assert_same_state(straight, short)
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(toy_npz, tmp_path):
+    with pytest.raises(KganError) as e:
+        lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path, callbacks=[At(15, poison)])
+    run = tmp_path / "00000-mlp-toy"
+    assert str(e.value).startswith("Training stopped at step 16: d_loss became nan; the last good "
+                                   f"checkpoint is {run / 'checkpoints' / 'latest.keras'}.")
+    gan, _ = lib.load_gan(run)
+    assert int(gan.g_optimizer.iterations) == 12  # end of epoch 1, before the NaN
+    assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in gan.weights)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_failure_before_any_checkpoint_leaves_no_run_directory(toy_npz, tmp_path):
+    with pytest.raises(KganError, match="no checkpoint was kept"):
+        lib.train(config(toy_npz, epochs=2), runs_dir=tmp_path / "runs",
+                  callbacks=[At(3, poison)])
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_corrupt_checkpoint(toy_npz, tmp_path):
+    run = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path).run_dir
+    (run / "checkpoints" / "latest.keras").write_bytes(b"garbage")
+    with pytest.raises(KganError, match=r"^Cannot load checkpoint .*latest\.keras: "):
+        lib.resume(run)
+
+
+def test_dataset_smaller_than_a_batch(toy_npz, tmp_path):
+    with pytest.raises(KganError) as e:
+        lib.train(config(toy_npz, batch_size=500), runs_dir=tmp_path / "runs")
+    assert str(e.value) == ("The dataset has 200 images, fewer than one batch. Use a smaller "
+                            "--batch-size. Received: batch_size=500")
+    assert not (tmp_path / "runs").exists()

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import train
+from cli import export, sample, train
 
 app = typer.Typer(
     name="kgan",
@@ -13,6 +13,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("train")(train.train)
+app.command("sample")(sample.sample)
+app.command("export")(export.export)
 
 
 @app.callback()

@@ -1,0 +1,36 @@
+"""`kgan export`: write a run's generator as a TensorFlow Serving SavedModel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import select_backend, user_errors
+
+
+def export(
+    run_dir: Annotated[Path | None, typer.Argument(
+        help="Run to export.", show_default="the newest run in --runs-dir")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Model name (the folder TF Serving serves).",
+        show_default="the run's name without its number")] = None,
+    version: Annotated[int | None, typer.Option(
+        help="Version number.", show_default="one more than the newest")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    max_batch: Annotated[int, typer.Option(
+        help="Largest n the `generate` signature accepts.")] = 1024,
+    out_dir: Annotated[Path, typer.Option(help="TF Serving model root.")] = Path("saved_models"),
+    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
+        "runs"),
+) -> None:
+    """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path."""
+    with user_errors():
+        select_backend("tensorflow")  # SavedModels are TensorFlow graphs, whatever trained the run
+        from kgan import runs
+        from kgan.export import export as export_run
+
+        target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
+                            max_batch)
+    typer.echo(target)

@@ -1,0 +1,201 @@
+"""`export()`: a run's generator -> a TensorFlow SavedModel that TensorFlow Serving loads.
+
+This module is TensorFlow by nature (SavedModel, `tf.function` signatures), so the CLI runs it
+on the TensorFlow backend whatever backend trained the run: checkpoints hold plain weights.
+
+Layout written (TF Serving's model base path is `saved_models/<name>`):
+
+    saved_models/<name>/<version>/saved_model.pb, variables/
+    saved_models/<name>/<version>/assets.extra/tf_serving_warmup_requests
+    saved_models/<name>/<version>/assets.extra/kgan.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import runs
+from kgan.errors import KganError
+
+METADATA = "assets.extra/kgan.json"
+WARMUP = "assets.extra/tf_serving_warmup_requests"
+SIGNATURES = ("serving_default", "generate", "raw")
+
+
+def to_uint8(images):
+    """[-1, 1] floats -> uint8 in the graph, rounding exactly like `kgan.images.to_uint8`."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def noise(n, seed, latent_dim):
+    """The latent batch of (`n`, `seed`): equal to `keras.random.normal` with an int seed on TF."""
+    seed = tf.cast(seed, tf.int64)
+    return tf.random.stateless_normal(tf.stack([n, latent_dim]), seed=tf.stack([seed, 0]))
+
+
+def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
+           version: int | None = None, force: bool = False, max_batch: int = 1024) -> Path:
+    """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path.
+
+    The SavedModel is written to a temporary folder beside its target and renamed into place,
+    so TF Serving (which watches `out_dir/<name>`) never sees a half-written version.
+
+    Signatures (all `tensorflow/serving/predict`):
+        serving_default: `z` float32 [None, latent_dim] -> `images` uint8 [None, H, W, C].
+        generate: `n` int32 scalar, `seed` int64 scalar -> `images` uint8; 1 <= n <= max_batch.
+        raw: `z` float32 [None, latent_dim] -> `images` float32 in [-1, 1].
+    """
+    from kgan.train import load_gan
+
+    if max_batch <= 0:
+        raise KganError(f"`max_batch` must be a positive integer. Received: max_batch={max_batch}")
+    if version is not None and version <= 0:
+        raise KganError(f"`version` must be a positive integer. Received: version={version}")
+    run_dir, config = runs.open_run(run_dir)
+    name = name or re.sub(r"^\d{5}-", "", run_dir.name)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise KganError(f"`name` may only use letters, digits, '.', '_' and '-'. Received: "
+                        f"name={name}")
+    base = Path(out_dir) / name
+    version = version or _next_version(base)
+    target = base / str(version)
+    if target.exists() and not force:
+        raise KganError(f"{target} already exists. Use --force to replace it, or another "
+                        "--version.")
+    gan, config = load_gan(run_dir)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-tmp-"))
+    except OSError as e:
+        raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
+    try:
+        _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp)
+        _write_warmup(tmp / WARMUP, name, config.latent_dim)
+        metadata = {
+            "name": name, "version": version, "latent_dim": config.latent_dim,
+            "image_shape": list(config.image_shape), "dataset": config.dataset,
+            "max_batch": max_batch, "signatures": list(SIGNATURES),
+            "step": int(gan.g_optimizer.iterations), "run_dir": str(run_dir.resolve()),
+            "training_config": json.loads(config.to_json()),
+        }
+        (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        if target.exists():  # --force: swap the new version in, then drop the old one
+            old = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-old-"))
+            os.replace(target, old / "v")
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    except OSError as e:
+        raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path) -> None:
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+
+    def serving_default(z):
+        return {"images": to_uint8(generator(z, training=False))}
+
+    def generate(n, seed):
+        checks = [
+            tf.debugging.assert_greater_equal(n, 1, message="n must be at least 1"),
+            tf.debugging.assert_less_equal(n, max_batch, message=f"n must be at most {max_batch}"),
+        ]
+        with tf.control_dependencies(checks):
+            z = noise(n, seed, latent_dim)
+        return {"images": to_uint8(generator(z, training=False))}
+
+    def raw(z):
+        return {"images": generator(z, training=False)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec])
+    archive.add_endpoint("generate", generate, input_signature=[
+        tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int64, name="seed")])
+    archive.add_endpoint("raw", raw, input_signature=[z_spec])
+    archive.write_out(str(path), verbose=False)
+
+
+def warmup_request(model_name: str, latent_dim: int) -> bytes:
+    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with 1 z.
+
+    Encoded by hand (protobuf wire format) so exporting needs no tensorflow-serving-api:
+    PredictionLog.predict_log(6) -> PredictLog.request(1) -> PredictRequest{model_spec(1):
+    ModelSpec{name(1), signature_name(3)}, inputs(2): map<string, TensorProto>}.
+    """
+    z = tf.make_tensor_proto(np.zeros((1, latent_dim), np.float32)).SerializeToString()
+    spec = _field(1, model_name.encode()) + _field(3, b"serving_default")
+    request = _field(1, spec) + _field(2, _field(1, b"z") + _field(2, z))
+    return _field(6, _field(1, request))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: tag, varint length, bytes."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _write_warmup(path: Path, model_name: str, latent_dim: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(warmup_request(model_name, latent_dim))
+
+
+def resolve(model: str | Path) -> Path:
+    """`saved_models/NAME` (newest version) or `saved_models/NAME/VERSION` -> the version folder."""
+    model = Path(model)
+    if (model / "saved_model.pb").is_file():
+        return model
+    versions = []
+    if model.is_dir():
+        versions = [int(p.name) for p in model.iterdir()
+                    if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    if not versions:
+        raise KganError(f"No exported model in {model} (expected {model}/<version>/saved_model.pb)")
+    return model / str(max(versions))
+
+
+def metadata(version_dir: Path) -> dict:
+    try:
+        return json.loads((version_dir / METADATA).read_text())
+    except (OSError, ValueError) as e:
+        raise KganError(f"Cannot read {version_dir / METADATA}: {e}") from None
+
+
+def draw(model: str | Path, n: int, seed: int, chunk: int = 256) -> np.ndarray:
+    """`n` uint8 images from an exported model: the same images as its `generate(n, seed)`."""
+    version_dir = resolve(model)
+    meta = metadata(version_dir)
+    try:
+        loaded = tf.saved_model.load(str(version_dir))
+    except Exception as e:
+        raise KganError(f"Cannot load SavedModel {version_dir}: {str(e).splitlines()[0]}") from None
+    z = noise(tf.constant(n, tf.int32), tf.constant(seed, tf.int64), meta["latent_dim"])
+    serve = loaded.signatures["serving_default"]
+    return np.concatenate([serve(z=z[i : i + chunk])["images"].numpy() for i in range(0, n, chunk)])

@@ -1,0 +1,138 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+KGAN = [sys.executable, "-m", "kgan"]
+
+
+def kgan(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_writes_a_complete_run_and_prints_only_its_path(toy_npz, tmp_path):
+    runs = tmp_path / "runs"
+    result = kgan("train", "--dataset", toy_npz, "--epochs", 2, "--batch-size", 16,
+                  "--steps-per-epoch", 5, "--runs-dir", runs, "--latent-dim", 8, "--arch", "dcgan",
+                  "--loss", "hinge", "--seed", 7)
+    assert result.exit_code == 0, result.output
+    run = runs / "00000-dcgan-toy"
+    assert result.stdout == f"{run}\n"
+    assert "epoch 2/2" in result.stderr and "d_loss" in result.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert (config["arch"], config["loss"], config["seed"], config["steps_per_epoch"]) == (
+        "dcgan", "hinge", 7, 5)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints", "config.json", "metrics.jsonl", "samples"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch-0001.png",
+                                                                  "epoch-0002.png"]
+    assert (run / "checkpoints" / "latest.keras").is_file()
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [
+        5, 10]
+
+    more = kgan("train", "--resume", run, "--epochs", 3, "--quiet")
+    assert more.exit_code == 0 and more.stdout == f"{run}\n" and more.stderr == ""
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def bad_inputs(tmp_path, toy_npz):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"not an image")
+    (tmp_path / "notarun").mkdir()
+    return [
+        (["--dataset", "imagenet"], "Error: Unknown dataset 'imagenet'. Use one of mnist, "
+         "fashion_mnist, cifar10, a folder of images or an .npz file with x_train."),
+        (["--dataset", tmp_path / "nope"], f"Error: Dataset not found: {tmp_path / 'nope'} "
+         "(no such file or folder)"),
+        (["--dataset", tmp_path / "empty"],
+         f"Error: No .png/.jpg images found in {tmp_path}/empty"),
+        (["--dataset", tmp_path / "broken"], f"Error: Cannot read image {tmp_path}/broken/a.png: "),
+        (["--dataset", toy_npz, "--image-size", 0],
+         "Error: `image_size` must be a positive integer. Received: image_size=0"),
+        (["--dataset", toy_npz, "--image-size", 27, "--arch", "dcgan"],
+         "Error: `image_size` must be even and at least 8 for arch=dcgan (for example 28, 32 or "
+         "64). Received: image_size=27"),
+        (["--dataset", toy_npz, "--epochs", 0],
+         "Error: `epochs` must be a positive integer. Received: epochs=0"),
+        (["--dataset", toy_npz, "--batch-size", -4],
+         "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
+        (["--dataset", toy_npz, "--arch", "resnet"],
+         "Error: Unknown arch 'resnet'. Valid values: mlp, dcgan. Received: arch=resnet"),
+        (["--resume", tmp_path / "notarun"], f"Error: {tmp_path}/notarun is not a kgan run "
+         "(no config.json)"),
+        (["--resume", tmp_path / "missing"], f"Error: Run directory not found: {tmp_path}/missing"),
+    ]
+
+
+def test_bad_input_is_one_line_exit_1_and_no_run_directory(tmp_path, toy_npz):
+    runs = tmp_path / "runs"
+    for args, message in bad_inputs(tmp_path, toy_npz):
+        result = kgan("train", *args, "--runs-dir", runs)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stdout == ""
+        assert result.stderr.startswith(message), (args, result.stderr)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_corrupt_checkpoint(tmp_path, toy_npz):
+    run = tmp_path / "runs" / "00000-mlp-toy"
+    assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",
+                "--runs-dir", tmp_path / "runs").exit_code == 0
+    (run / "checkpoints" / "latest.keras").write_bytes(b"\x00" * 100)
+    result = kgan("train", "--resume", run)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: Cannot load checkpoint {run}/checkpoints/latest.keras")
+    assert result.stderr.count("\n") == 1
+
+
+def test_real_process_no_traceback_and_bad_flag_exit_2(tmp_path):
+    env = {**os.environ, "KGAN_DEBUG": ""}
+    bad = subprocess.run([*KGAN, "train", "--dataset", "imagenet"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stdout == ""
+    assert bad.stderr.splitlines()[-1].startswith("Error: Unknown dataset 'imagenet'.")
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "runs").exists()
+    flag = subprocess.run([*KGAN, "train", "--epochs", "many"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert flag.returncode == 2 and "Invalid value for '--epochs'" in flag.stderr
+    help_ = subprocess.run([*KGAN, "--help"], capture_output=True, text=True)
+    assert help_.returncode == 0 and "train" in help_.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_npz):
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [*KGAN, "train", "--dataset", str(toy_npz), "--epochs", "1000", "--batch-size", "16",
+         "--runs-dir", str(runs), "--checkpoint-every", "1000", "--sample-every", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    metrics = runs / "00000-mlp-toy" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    run = runs / "00000-mlp-toy"
+    assert proc.returncode == 130, stderr
+    assert stdout == f"{run}\n"
+    assert f"Checkpoint saved. Resume with:\n  kgan train --resume {run}\n" in stderr
+    assert "Traceback" not in stderr
+    assert (run / "checkpoints" / "latest.keras").is_file()  # written on Ctrl-C, not by schedule
+    epochs_done = len(metrics.read_text().splitlines())
+    resumed = kgan("train", "--resume", run, "--epochs", epochs_done + 1, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    lines = metrics.read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, epochs_done + 2))

@@ -1,0 +1,247 @@
+"""The exported SavedModel, checked with TensorFlow alone, saved_model_cli and the README bodies."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from kgan import export
+from kgan import train as lib
+from kgan.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
+runner = CliRunner()
+
+# Runs in a fresh interpreter where Keras and kgan cannot be imported: TensorFlow alone.
+TF_ONLY = r"""
+import json, sys
+sys.modules["keras"] = sys.modules["kgan"] = None  # any import of either now fails
+import numpy as np
+import tensorflow as tf
+path, z_file, out_file, requests = sys.argv[1:5]
+model = tf.saved_model.load(path)
+z = tf.constant(np.load(z_file))
+out = {}
+for name in ("serving_default", "raw"):
+    sig = model.signatures[name]
+    out[name] = sig(z=z)["images"].numpy()
+    out[name + "_spec"] = np.array(json.dumps([str(sig.structured_input_signature),
+                                               str(sig.structured_outputs)]))
+out["generate"] = model.signatures["generate"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
+    "images"].numpy()
+for n in (0, 2000):
+    try:
+        model.signatures["generate"](n=tf.constant(n), seed=tf.constant(1, tf.int64))
+        out[f"error_{n}"] = np.array("")
+    except tf.errors.InvalidArgumentError as e:
+        out[f"error_{n}"] = np.array(e.message)
+# The README's request bodies, fed the way TF Serving's REST API maps them onto a signature:
+# "instances" (row format) are stacked into the one input, "inputs" (columnar) map by name.
+for request_file in requests.split(","):
+    body = json.load(open(request_file))
+    sig = model.signatures[body["signature_name"]]
+    specs = sig.structured_input_signature[1]
+    if "instances" in body:
+        (key, spec), = specs.items()
+        args = {key: tf.constant(body["instances"], spec.dtype)}
+    else:
+        args = {k: tf.constant(v, specs[k].dtype) for k, v in body["inputs"].items()}
+    out["request_" + body["signature_name"]] = sig(**args)["images"].numpy()
+np.savez(out_file, **out)
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp / "toy.npz", x_train=x)
+    config = TrainConfig(dataset=str(tmp / "toy.npz"), batch_size=16, epochs=1, arch="dcgan",
+                         base_filters=8)  # latent_dim 100, as in examples/requests/
+    run = lib.train(config, runs_dir=tmp / "runs").run_dir
+    path = export.export(run, tmp / "saved_models", max_batch=1024)
+    return run, path
+
+
+def test_layout_and_metadata(trained):
+    run, path = trained
+    assert path == run.parent.parent / "saved_models" / "dcgan-toy" / "1"
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
+    assert (meta["latent_dim"], meta["image_shape"], meta["max_batch"]) == (100, [8, 8, 3], 1024)
+    assert meta["training_config"]["arch"] == "dcgan" and meta["step"] == 4
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp folders
+
+
+def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
+    run, path = trained
+    gan, _ = lib.load_gan(run)
+    z = np.random.default_rng(1).standard_normal((6, 100)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    requests = ",".join(str(p) for p in sorted((ROOT / "examples" / "requests").glob("*.json")))
+    subprocess.run([sys.executable, "-c", TF_ONLY, str(path), str(tmp_path / "z.npy"),
+                    str(tmp_path / "out.npz"), requests], check=True)
+    out = np.load(tmp_path / "out.npz")
+
+    expected = keras.ops.convert_to_numpy(gan.generator(z, training=False))
+    np.testing.assert_allclose(out["raw"], expected, atol=1e-5)
+    assert out["raw"].dtype == np.float32
+    reference = np.clip(np.round((expected + 1) * 127.5), 0, 255)
+    assert out["serving_default"].dtype == np.uint8 and out["serving_default"].shape == (6, 8, 8, 3)
+    assert np.abs(out["serving_default"].astype(int) - reference).max() <= 1
+
+    # generate(n, seed) draws the same z as keras.random.normal(seed=seed) and gan.generate().
+    keras_generated = keras.ops.convert_to_numpy(gan.generate(5, seed=3))
+    assert out["generate"].shape == (5, 8, 8, 3) and out["generate"].dtype == np.uint8
+    assert np.abs(out["generate"].astype(int)
+                  - np.clip(np.round((keras_generated + 1) * 127.5), 0, 255)).max() <= 1
+    assert "n must be at least 1" in str(out["error_0"])
+    assert "n must be at most 1024" in str(out["error_2000"])
+
+    for name in ("serving_default", "raw"):
+        body = json.loads((ROOT / "examples" / "requests" / f"{name}.json").read_text())
+        z_body = np.array(body["instances"], np.float32)
+        expected = keras.ops.convert_to_numpy(gan.generator(z_body, training=False))
+        got = out[f"request_{name}"]
+        if name == "raw":
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+        else:
+            assert np.abs(got.astype(int) - np.round((expected + 1) * 127.5)).max() <= 1
+    assert out["request_generate"].shape == (4, 8, 8, 3)
+
+
+def test_saved_model_cli_show_and_run(trained, tmp_path):
+    _, path = trained
+    show = subprocess.run([str(SAVED_MODEL_CLI), "show", "--dir", str(path), "--all"],
+                          capture_output=True, text=True, check=True).stdout
+    for name in ("serving_default", "generate", "raw"):
+        assert f"signature_def['{name}']:" in show
+    assert show.count("Method name is: tensorflow/serving/predict") == 3
+    assert "inputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 100)" in show
+    assert "inputs['n'] tensor_info:\n        dtype: DT_INT32\n        shape: ()" in show
+    assert "inputs['seed'] tensor_info:\n        dtype: DT_INT64\n        shape: ()" in show
+    assert "outputs['images'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 8, 8, 3)" \
+        in show
+
+    run = subprocess.run(
+        [str(SAVED_MODEL_CLI), "run", "--dir", str(path), "--tag_set", "serve",
+         "--signature_def", "generate", "--input_exprs", "n=3;seed=7",
+         "--outdir", str(tmp_path), "--overwrite"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    images = np.load(tmp_path / "images.npy")
+    assert images.shape == (3, 8, 8, 3) and images.dtype == np.uint8
+
+
+def test_warmup_file_is_a_valid_prediction_log(trained):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, path = trained
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra/tf_serving_warmup_requests")))
+    assert len(records) == 1
+    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+    request = log.predict_log.request
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("dcgan-toy",
+                                                                           "serving_default")
+    assert tf.make_ndarray(request.inputs["z"]).shape == (1, 100)
+
+
+def test_sample_from_run_equals_sample_from_export(trained, tmp_path):
+    run, path = trained
+    from_run = runner.invoke(app, ["sample", str(run), "--n", "5", "--seed", "9", "--out",
+                                   str(tmp_path / "a.png"), "--individual", str(tmp_path / "a")])
+    assert from_run.exit_code == 0, from_run.output
+    assert from_run.stdout.splitlines() == [str(tmp_path / "a.png")] + [
+        str(tmp_path / "a" / f"seed9-{i:04d}.png") for i in range(5)]
+    from_export = runner.invoke(app, ["sample", "--model", str(path.parent), "--n", "5",
+                                      "--seed", "9", "--individual", str(tmp_path / "b"),
+                                      "--out", str(tmp_path / "b.png"), "--nrow", "5"])
+    assert from_export.exit_code == 0, from_export.output
+    from PIL import Image
+
+    for i in range(5):
+        a = np.asarray(Image.open(tmp_path / "a" / f"seed9-{i:04d}.png"), dtype=int)
+        b = np.asarray(Image.open(tmp_path / "b" / f"seed9-{i:04d}.png"), dtype=int)
+        assert a.shape == (8, 8, 3) and np.abs(a - b).max() <= 1
+    assert Image.open(tmp_path / "b.png").size == (5 * 10 + 2, 10 + 2)  # --nrow 5: one row
+    assert Image.open(tmp_path / "a.png").size == (3 * 10 + 2, 2 * 10 + 2)  # near-square 3x2
+
+
+def test_example_client_writes_pngs_from_a_rest_response(trained, tmp_path):
+    _, path = trained
+    images = export.draw(path, 3, seed=4)
+    (tmp_path / "response.json").write_text(json.dumps({"outputs": images.tolist()}))
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "rest_client.py"),
+                           "--response", str(tmp_path / "response.json"), "--seed", "4",
+                           "--out", str(tmp_path / "png")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / "png" / f"seed4-{i:04d}.png") for i in range(3)]
+    from PIL import Image
+
+    for i in range(3):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "png" /
+                                                            f"seed4-{i:04d}.png")), images[i])
+
+
+def test_versions_force_and_bad_input(trained, tmp_path):
+    run, _ = trained
+    out = tmp_path / "models"
+    cli = ["export", str(run), "--out-dir", str(out)]
+    assert runner.invoke(app, cli).stdout == f"{out}/dcgan-toy/1\n"
+    assert runner.invoke(app, [*cli, "--name", "fashion"]).stdout == f"{out}/fashion/1\n"
+    assert runner.invoke(app, cli).stdout == f"{out}/dcgan-toy/2\n"
+    exists = runner.invoke(app, [*cli, "--version", "1"])
+    assert exists.exit_code == 1
+    assert exists.stderr == (f"Error: {out}/dcgan-toy/1 already exists. Use --force to replace "
+                             "it, or another --version.\n")
+    stamp = (out / "dcgan-toy" / "1" / "saved_model.pb").stat().st_mtime_ns
+    forced = runner.invoke(app, [*cli, "--version", "1", "--force"])
+    assert forced.exit_code == 0
+    assert (out / "dcgan-toy" / "1" / "saved_model.pb").stat().st_mtime_ns != stamp
+    assert sorted(p.name for p in (out / "dcgan-toy").iterdir()) == ["1", "2"]
+
+    (tmp_path / "file").write_text("not a folder")
+    unwritable = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path / "file")])
+    assert unwritable.exit_code == 1
+    assert unwritable.stderr.startswith(f"Error: Cannot write to {tmp_path}/file/dcgan-toy: ")
+    assert unwritable.stderr.count("\n") == 1
+
+
+def test_bad_sample_and_export_input(trained, tmp_path):
+    run, _ = trained
+    for n in ("0", "-3"):
+        result = runner.invoke(app, ["sample", str(run), "--n", n])
+        assert result.exit_code == 1
+        assert result.stderr == f"Error: `n` must be a positive integer. Received: n={n}\n"
+    empty = tmp_path / "runs" / "00000-mlp-x"
+    empty.mkdir(parents=True)
+    (empty / "config.json").write_text((run / "config.json").read_text())
+    for command in ("sample", "export"):
+        result = runner.invoke(app, [command, "--runs-dir", str(tmp_path / "runs")])
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: {empty} has no checkpoint yet "
+                                 "(checkpoints/latest.keras)\n")
+    (empty / "checkpoints").mkdir()
+    (empty / "checkpoints" / "latest.keras").write_bytes(b"PK\x03\x04 truncated zip")
+    for command in ("sample", "export"):
+        result = runner.invoke(app, [command, str(empty), "--out-dir" if command == "export"
+                                     else "--out", str(tmp_path / "o")])
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: Cannot load checkpoint {empty}/checkpoints/")
+        assert not (tmp_path / "o").exists()
+    no_runs = runner.invoke(app, ["sample", "--runs-dir", str(tmp_path / "none")])
+    assert no_runs.stderr == (f"Error: No runs found in {tmp_path}/none/. Train one with "
+                              "`kgan train`.\n")
+    no_model = runner.invoke(app, ["sample", "--model", str(tmp_path / "none")])
+    assert no_model.stderr == (f"Error: No exported model in {tmp_path}/none (expected "
+                               f"{tmp_path}/none/<version>/saved_model.pb)\n")
+    (tmp_path / "file").write_text("x")
+    unwritable = runner.invoke(app, ["sample", str(run), "--out", str(tmp_path / "file" / "g.png")])
+    assert unwritable.exit_code == 1 and unwritable.stderr.startswith("Error: Cannot write ")

@@ -8,12 +8,15 @@ from typing import Annotated
 import typer
 
 from cli.common import select_backend, user_errors
+from kgan import runs
 from kgan.config import TrainConfig
+from kgan.errors import KganError
 
 _D = TrainConfig()
 
 
 def train(
+    ctx: typer.Context,
     epochs: Annotated[int | None, typer.Option(
         help="Total epochs.", show_default=f"{_D.epochs}; with --resume, the run's own")] = None,
     dataset: Annotated[str, typer.Option(
@@ -58,25 +61,46 @@ def train(
     Ctrl-C stops after the current step, saves a checkpoint and prints the command to resume.
     """
     with user_errors():
-        config = TrainConfig(
-            dataset=dataset, image_size=image_size, arch=arch, loss=loss, latent_dim=latent_dim,
-            batch_size=batch_size, epochs=_D.epochs if epochs is None else epochs,
-            steps_per_epoch=steps_per_epoch,
-            lr=lr, beta1=beta1, beta2=beta2, d_steps=d_steps, gp_weight=gp_weight, seed=seed,
-            jit=jit, sample_every=sample_every, checkpoint_every=checkpoint_every, backend=backend,
-        ).validate()
-        select_backend(backend)
-        from kgan import train as lib
+        if resume is not None:
+            _, config = runs.open_run(resume)
+            _check_resume_options(ctx, resume)
+            if epochs is not None:
+                config.epochs = epochs
+                config.validate()
+        else:
+            config = TrainConfig(
+                dataset=dataset, image_size=image_size, arch=arch, loss=loss,
+                latent_dim=latent_dim, batch_size=batch_size,
+                epochs=_D.epochs if epochs is None else epochs, steps_per_epoch=steps_per_epoch,
+                lr=lr, beta1=beta1, beta2=beta2, d_steps=d_steps, gp_weight=gp_weight, seed=seed,
+                jit=jit, sample_every=sample_every, checkpoint_every=checkpoint_every,
+                backend=backend,
+            ).validate()
+        select_backend(config.backend)
+        from kgan import training
         from kgan.callbacks import RichProgress
 
         progress = [] if quiet else [RichProgress(config.batch_size)]
         if resume is not None:
-            result = lib.resume(resume, epochs=epochs, callbacks=progress)
+            result = training.resume(resume, epochs=epochs, callbacks=progress)
         else:
-            result = lib.train(config, runs_dir=runs_dir, name=name, callbacks=progress)
+            result = training.train(config, runs_dir=runs_dir, name=name, callbacks=progress)
     typer.echo(result.run_dir)
     if result.status == "interrupted":
         typer.echo(
             f"Interrupted after {result.step} steps (epoch {result.epoch + 1} in progress). "
             f"Checkpoint saved. Resume with:\n  kgan train --resume {result.run_dir}", err=True)
         raise typer.Exit(130)
+
+
+RESUME_OPTIONS = {"resume", "epochs", "quiet", "runs_dir"}  # --runs-dir: only where new runs go
+
+
+def _check_resume_options(ctx: typer.Context, resume: Path) -> None:
+    """A resumed run keeps its config.json: refuse options that would silently be ignored."""
+    for param in ctx.params:
+        source = ctx.get_parameter_source(param)
+        if param not in RESUME_OPTIONS and source is not None and source.name == "COMMANDLINE":
+            flag = "--" + param.replace("_", "-")
+            raise KganError(f"{flag} cannot change when resuming: {resume}/config.json fixes the "
+                            "run's settings (only --epochs and --quiet apply)")

@@ -20,7 +20,7 @@ def __getattr__(name):
 
         return GAN
     if name == "train":
-        from kgan.train import train
+        from kgan.training import train
 
         return train
     raise AttributeError(f"module 'kgan' has no attribute {name!r}")

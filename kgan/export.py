@@ -54,7 +54,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         generate: `n` int32 scalar, `seed` int64 scalar -> `images` uint8; 1 <= n <= max_batch.
         raw: `z` float32 [None, latent_dim] -> `images` float32 in [-1, 1].
     """
-    from kgan.train import load_gan
+    from kgan.training import load_gan
 
     if max_batch <= 0:
         raise KganError(f"`max_batch` must be a positive integer. Received: max_batch={max_batch}")

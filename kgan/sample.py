@@ -14,7 +14,7 @@ def draw_from_run(run_dir: str | Path, n: int, seed: int, chunk: int = 256) -> n
     """`n` uint8 images from the run's latest checkpoint; the same `seed` gives the same images."""
     import keras
 
-    from kgan.train import load_gan
+    from kgan.training import load_gan
 
     check_n(n)
     gan, _ = load_gan(run_dir)

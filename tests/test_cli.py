@@ -136,3 +136,15 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_n
     assert resumed.exit_code == 0, resumed.output
     lines = metrics.read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == list(range(1, epochs_done + 2))
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path, toy_npz):
+    run = tmp_path / "runs" / "00000-mlp-toy"
+    assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",
+                "--runs-dir", tmp_path / "runs").exit_code == 0
+    result = kgan("train", "--resume", run, "--arch", "dcgan")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: --arch cannot change when resuming: {run}/config.json fixes "
+                             "the run's settings (only --epochs and --quiet apply)\n")
+    assert kgan("train", "--resume", run, "--epochs", 2, "-q").exit_code == 0
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from kgan import export
-from kgan import train as lib
+from kgan import training as lib
 from kgan.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,3 +245,20 @@ def test_bad_sample_and_export_input(trained, tmp_path):
     (tmp_path / "file").write_text("x")
     unwritable = runner.invoke(app, ["sample", str(run), "--out", str(tmp_path / "file" / "g.png")])
     assert unwritable.exit_code == 1 and unwritable.stderr.startswith("Error: Cannot write ")
+
+
+def test_grpc_example_request_matches_the_generate_signature(trained):
+    import importlib.util
+
+    import tensorflow as tf
+
+    _, path = trained
+    spec = importlib.util.spec_from_file_location("grpc_client", ROOT / "examples/grpc_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    request = client.build_request("dcgan-toy", 3, 11)
+    signature = tf.saved_model.load(str(path)).signatures[request.model_spec.signature_name]
+    inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+    images = signature(**inputs)["images"].numpy()
+    assert images.shape == (3, 8, 8, 3)
+    np.testing.assert_array_equal(images, export.draw(path, 3, seed=11))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kgan import train as lib
+from kgan import training as lib
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import export, sample, train
+from cli import export, runs, sample, show, train
 
 app = typer.Typer(
     name="kgan",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.command("train")(train.train)
 app.command("sample")(sample.sample)
 app.command("export")(export.export)
+app.command("runs")(runs.runs)
+app.command("show")(show.show)
 
 
 @app.callback()

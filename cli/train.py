@@ -54,6 +54,8 @@ def train(
         help="Write a sample grid every N epochs.")] = _D.sample_every,
     checkpoint_every: Annotated[int, typer.Option(
         help="Write a checkpoint every N epochs.")] = _D.checkpoint_every,
+    tensorboard: Annotated[bool, typer.Option(
+        help="Write TensorBoard event files (view: tensorboard --logdir runs).")] = _D.tensorboard,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Train a GAN; print the run directory on stdout when done.
@@ -74,7 +76,7 @@ def train(
                 epochs=_D.epochs if epochs is None else epochs, steps_per_epoch=steps_per_epoch,
                 lr=lr, beta1=beta1, beta2=beta2, d_steps=d_steps, gp_weight=gp_weight, seed=seed,
                 jit=jit, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                backend=backend,
+                tensorboard=tensorboard, backend=backend,
             ).validate()
         select_backend(config.backend)
         from kgan import training

@@ -78,6 +78,7 @@ class MetricsLog(_RunCallback):
         record["seconds"] = round(seconds, 3)
         record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
         runs.append_metrics(self.run_dir, record)
+        self.last = record
 
 
 class SampleGrid(_RunCallback):
@@ -87,12 +88,14 @@ class SampleGrid(_RunCallback):
         super().__init__(run_dir, guard, every, epochs)
         # NumPy noise: drawing it must not advance the model's training SeedGenerator.
         self.z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+        self.last = None  # the grid written at the end of this epoch, if any
 
     def on_epoch_end(self, epoch, logs=None):
+        self.last = None
         if self.due(epoch):
             fake = self.model.generator(self.z, training=False)
-            path = self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png"
-            images.save_png(images.grid(images.to_uint8(keras.ops.convert_to_numpy(fake))), path)
+            self.last = images.grid(images.to_uint8(keras.ops.convert_to_numpy(fake)))
+            images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
 
 class Checkpoint(_RunCallback):
@@ -101,6 +104,43 @@ class Checkpoint(_RunCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.due(epoch):
             save_checkpoint(self.model, self.run_dir)
+
+
+class TensorBoardLog(_RunCallback):
+    """TensorBoard event files in `tensorboard/`: each epoch's metrics and its sample grid."""
+
+    def __init__(self, run_dir, guard, epochs, metrics: MetricsLog, samples: SampleGrid):
+        super().__init__(run_dir, guard, 1, epochs)
+        self.metrics, self.samples = metrics, samples
+        self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        from kgan import tensorboard
+
+        if self.writer is None:
+            self.writer = tensorboard.Writer(self.run_dir / runs.TENSORBOARD)
+        self.writer.write(epoch + 1, self.metrics.last, self.samples.last)
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class Curves(_RunCallback):
+    """Redraws `curves.png` (losses, D outputs, FID/KID when present) after every epoch."""
+
+    def __init__(self, run_dir, guard, epochs):
+        super().__init__(run_dir, guard, 1, epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.due(epoch):
+            from kgan import plots
+
+            plots.curves(runs.read_metrics(self.run_dir)[0], self.run_dir / runs.CURVES,
+                         title=self.run_dir.name)
 
 
 def save_checkpoint(model, run_dir: Path) -> Path:

@@ -40,6 +40,7 @@ class TrainConfig:
     jit: bool | None = None  # XLA compilation; None = on where it is measured faster
     sample_every: int = 1  # write samples/epoch-NNNN.png every this many epochs
     checkpoint_every: int = 1  # write checkpoints/latest.keras every this many epochs
+    tensorboard: bool = True  # write TensorBoard event files (scalars + sample grid) per epoch
     backend: str = "tensorflow"  # Keras backend that trains the run
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.

@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from kgan.config import TrainConfig
@@ -16,6 +18,10 @@ CONFIG = "config.json"
 CHECKPOINT = "checkpoints/latest.keras"
 METRICS = "metrics.jsonl"
 SAMPLES = "samples"
+STATUS = "status.json"
+CURVES = "curves.png"
+TENSORBOARD = "tensorboard"
+REPORT = "report.html"
 _RUN_NAME = re.compile(r"^(\d{5})-")
 
 
@@ -59,10 +65,7 @@ def create(runs_dir: str | Path, config: TrainConfig, dataset_name: str,
 def newest(runs_dir: str | Path = "runs") -> Path:
     """The highest-numbered run in `runs_dir`; raises `KganError` if there is none."""
     runs_dir = Path(runs_dir)
-    runs = sorted(
-        (p for p in runs_dir.glob("*") if _RUN_NAME.match(p.name) and (p / CONFIG).is_file()),
-        key=lambda p: p.name,
-    ) if runs_dir.is_dir() else []
+    runs = list_runs(runs_dir)
     if not runs:
         raise KganError(f"No runs found in {runs_dir}/. Train one with `kgan train`.")
     return runs[-1]
@@ -91,17 +94,100 @@ def append_metrics(run_dir: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
-    """Drops metric lines of epochs after `last_epoch`: a resumed run logs them again."""
-    path = run_dir / METRICS
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
+def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
+    """The run's metric records, and a message for each damaged line (skipped, not fatal).
+
+    Safe while another process appends: a half-written last line is reported, not raised.
+    """
+    try:
+        text = (run_dir / METRICS).read_text()
+    except FileNotFoundError:
+        return [], []
+    except OSError as e:
+        return [], [f"cannot read {run_dir / METRICS}: {e.strerror or e}"]
+    records, problems = [], []
+    for number, line in enumerate(text.splitlines(), 1):
         try:
-            if json.loads(line).get("epoch", 0) <= last_epoch:
-                kept.append(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in kept))
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+                raise ValueError("no epoch number")
+            records.append(record)
+        except ValueError as e:
+            problems.append(f"{run_dir / METRICS} line {number} is damaged ({e}); skipped")
+    return records, problems
+
+
+def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
+    """Drops metric lines of epochs after `last_epoch` (and damaged ones): a resume redoes them."""
+    if not (run_dir / METRICS).exists():
+        return
+    records, _ = read_metrics(run_dir)
+    with atomic_path(run_dir / METRICS) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records if r["epoch"] <= last_epoch))
+
+
+def write_status(run_dir: Path, status: str, message: str | None = None) -> None:
+    """Records what the run is doing: running, finished, interrupted or failed."""
+    record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if message:
+        record["message"] = message
+    with atomic_path(run_dir / STATUS) as tmp:
+        tmp.write_text(json.dumps(record) + "\n")
+
+
+def read_status(run_dir: Path) -> dict:
+    """The run's status; "running" whose process is gone (on this host) reads as "failed"."""
+    try:
+        record = json.loads((run_dir / STATUS).read_text())
+    except (OSError, ValueError):
+        return {"status": "unknown"}
+    if record.get("status") == "running" and record.get("host") == socket.gethostname():
+        try:
+            os.kill(int(record["pid"]), 0)
+        except (ProcessLookupError, KeyError, ValueError, TypeError):
+            record.update(status="failed", message="the training process ended without a word")
+        except PermissionError:
+            pass  # alive, owned by someone else
+    return record
+
+
+def disk_size(path: Path) -> int:
+    """Bytes under `path`; files that vanish while counting (a run being written) are skipped."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def summary(run_dir: Path) -> dict:
+    """One run at a glance, for `kgan runs` and `kgan show` (never raises for a damaged run)."""
+    try:
+        config = TrainConfig.load(run_dir / CONFIG)
+        settings = {k: getattr(config, k) for k in ("dataset", "arch", "loss", "backend", "epochs")}
+        problems = []
+    except KganError as e:
+        settings = dict.fromkeys(("dataset", "arch", "loss", "backend", "epochs"))
+        problems = [str(e)]
+    records, damaged = read_metrics(run_dir)
+    status = read_status(run_dir)
+    last = records[-1] if records else {}
+    fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
+    return {
+        "name": run_dir.name, "path": str(run_dir), **settings,
+        "epochs_done": last.get("epoch", 0), "step": last.get("step", 0),
+        "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
+        "best_fid": min(fids) if fids else None, "status": status.get("status", "unknown"),
+        "status_message": status.get("message"), "size_bytes": disk_size(run_dir),
+        "problems": problems + damaged,
+    }
+
+
+def list_runs(runs_dir: Path) -> list[Path]:
+    """Run directories in `runs_dir`, oldest first."""
+    if not runs_dir.is_dir():
+        return []
+    return sorted(p for p in runs_dir.iterdir()
+                  if _RUN_NAME.match(p.name) and (p / CONFIG).is_file())

@@ -126,14 +126,15 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list)
     epoch, step = divmod(int(gan.g_optimizer.iterations), steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
     guard = kcb.StopGuard()
-    callbacks = [
-        guard,
-        kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size),
-        kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs, config.latent_dim,
-                       config.seed),
-        kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs),
-        *extra_callbacks,
-    ]
+    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size)
+    samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
+                             config.latent_dim, config.seed)
+    callbacks = [guard, metrics, samples,
+                 kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs),
+                 kcb.Curves(run_dir, guard, config.epochs)]
+    if config.tensorboard:
+        callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, metrics, samples))
+    callbacks += extra_callbacks
 
     def fit(first_epoch, last_epoch, skip):
         dataset = make_dataset(x, config.batch_size, config.seed, steps_per_epoch,
@@ -142,13 +143,27 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list)
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)
 
-    with _sigint_stops(guard):
-        if step:  # finish the epoch an interruption cut short, then the rest
-            fit(epoch, epoch + 1, step)
-            epoch += guard.reason is None
-        if guard.reason is None and epoch < config.epochs:
-            fit(epoch, config.epochs, 0)
+    runs.write_status(run_dir, "running")
+    try:
+        with _sigint_stops(guard):
+            if step:  # finish the epoch an interruption cut short, then the rest
+                fit(epoch, epoch + 1, step)
+                epoch += guard.reason is None
+            if guard.reason is None and epoch < config.epochs:
+                fit(epoch, config.epochs, 0)
+        result = _outcome(gan, guard, run_dir, steps_per_epoch, config.epochs)
+    except KeyboardInterrupt:
+        runs.write_status(run_dir, "interrupted", "stopped by a second Ctrl-C")
+        raise
+    except BaseException as e:
+        runs.write_status(run_dir, "failed", str(e) or type(e).__name__)
+        raise
+    runs.write_status(run_dir, result.status)
+    return result
 
+
+def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
+             epochs: int) -> TrainResult:
     steps = int(gan.g_optimizer.iterations)
     if guard.reason == "interrupted":
         kcb.save_checkpoint(gan, run_dir)
@@ -158,7 +173,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list)
         kept = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was kept"
         raise KganError(f"Training stopped at step {steps}: {guard.reason}; {kept}. "
                         "Try a lower --lr or another --loss.")
-    return TrainResult(run_dir, "finished", config.epochs, steps)
+    return TrainResult(run_dir, "finished", epochs, steps)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,65 @@
+"""`kgan runs`: a table of the runs in a folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kgan import runs as runs_lib
+
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
+
+
+def runs(
+    runs_dir: Annotated[Path, typer.Argument(help="Folder of run directories.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead.")] = False,
+) -> None:
+    """List runs: dataset, arch, loss, backend, progress, last losses, best FID, status, size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    summaries = [runs_lib.summary(run) for run in runs_lib.list_runs(runs_dir)]
+    if as_json:
+        typer.echo(json.dumps(summaries, indent=2))
+        return
+    err = Console(stderr=True, soft_wrap=True)
+    if not summaries:
+        err.print(f"No runs in {runs_dir}/")
+        return
+    table = Table(title=f"Runs in {runs_dir}/")
+    for column in ("name", "dataset", "arch", "loss", "backend", "epochs", "d_loss", "g_loss",
+                   "best FID", "status", "size"):
+        table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
+    for s in summaries:
+        style = STATUS_STYLE.get(s["status"], "")
+        table.add_row(
+            s["name"], _str(s["dataset"]), _str(s["arch"]), _str(s["loss"]), _str(s["backend"]),
+            f"{s['epochs_done']}/{_str(s['epochs'])}", _num(s["d_loss"]), _num(s["g_loss"]),
+            _num(s["best_fid"]), f"[{style}]{s['status']}[/]" if style else s["status"],
+            human_size(s["size_bytes"]))
+    out = Console()
+    if not out.is_terminal:  # a pipe or a file: no terminal width to fit, so do not truncate
+        out = Console(width=200)
+    out.print(table)
+    for s in summaries:
+        for problem in s["problems"]:
+            err.print(f"[yellow]warning:[/] {s['name']}: {problem}", highlight=False)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _str(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,147 @@
+"""Watching training: TensorBoard events, curves.png, `kgan runs`, `kgan show` and report.html."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from typer.testing import CliRunner
+
+from cli.main import app
+from kgan import plots, runs
+from kgan import training as lib
+from kgan.config import TrainConfig
+
+runner = CliRunner()
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def config(npz, **overrides):
+    return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
+                          **overrides})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("watch")
+    x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp / "toy.npz", x_train=x)
+    return lib.train(config(tmp / "toy.npz", epochs=2), runs_dir=tmp / "runs").run_dir
+
+
+def test_tensorboard_events_hold_metrics_and_sample_grids(finished):
+    events = EventAccumulator(str(finished / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    records, _ = runs.read_metrics(finished)
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec"):
+        logged = events.Tensors(key)
+        assert [e.step for e in logged] == [1, 2]
+        np.testing.assert_allclose([float(tf.make_ndarray(e.tensor_proto)) for e in logged],
+                                   [r[key] for r in records], rtol=1e-6)
+    grids = events.Tensors("samples")
+    assert [e.step for e in grids] == [1, 2]
+    width, height, png = tf.make_ndarray(grids[1].tensor_proto)
+    decoded = tf.io.decode_png(png).numpy()
+    assert (int(width), int(height)) == (82, 82) and decoded.shape == (82, 82, 1)
+    np.testing.assert_array_equal(decoded, np.asarray(Image.open(
+        finished / "samples" / "epoch-0002.png"))[..., None])
+
+
+def test_curves_png_has_a_panel_per_metric_group(finished, tmp_path):
+    curves = Image.open(finished / "curves.png")
+    assert curves.format == "PNG" and curves.size == (1000, 360)  # losses + D output panels
+    records = [{"epoch": e, "d_loss": 1.0, "g_loss": 2.0, "d_real": 0.1, "d_fake": -0.1,
+                "fid": 100.0 / e} for e in (1, 2, 3)]
+    assert Image.open(plots.curves(records, tmp_path / "c.png")).size == (1500, 360)
+
+
+def test_runs_lists_every_status(tmp_path, toy_npz):
+    from test_training import At, ctrl_c, poison
+
+    home = tmp_path / "runs"
+    lib.train(config(toy_npz, epochs=1), runs_dir=home)
+    lib.train(config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(14, ctrl_c)])
+    with pytest.raises(Exception, match="d_loss became nan"):
+        lib.train(config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(15, poison)])
+    result = runner.invoke(app, ["runs", str(home), "--json"])
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert [r["name"] for r in listed] == ["00000-mlp-toy", "00001-mlp-toy", "00002-mlp-toy"]
+    assert [r["status"] for r in listed] == ["finished", "interrupted", "failed"]
+    assert listed[2]["status_message"].startswith("Training stopped at step 16: d_loss became nan")
+    assert [(r["epochs_done"], r["epochs"]) for r in listed] == [(1, 1), (1, 3), (1, 3)]
+    assert all(r["size_bytes"] > 100_000 and r["dataset"] == str(toy_npz) for r in listed)
+    assert listed[0]["d_loss"] == runs.read_metrics(home / "00000-mlp-toy")[0][-1]["d_loss"]
+
+    table = runner.invoke(app, ["runs", str(home)])
+    assert table.exit_code == 0
+    for text in ("00001-mlp-toy", "interrupted", "failed", "finished", "1/3", "tensorflow"):
+        assert text in table.stdout
+
+
+def test_a_run_being_written_is_listed_and_shown(tmp_path, toy_npz):
+    home = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "kgan", "train", "--dataset", str(toy_npz),
+                             "--epochs", "1000", "--batch-size", "16", "--runs-dir", str(home),
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        metrics = home / "00000-mlp-toy" / "metrics.jsonl"
+        deadline = time.time() + 120
+        while not metrics.exists():
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        for _ in range(3):  # while the other process keeps appending and checkpointing
+            listed = json.loads(runner.invoke(app, ["runs", str(home), "--json"]).stdout)
+            assert listed[0]["status"] == "running" and listed[0]["epochs"] == 1000
+            shown = runner.invoke(app, ["show", "--runs-dir", str(home), "--open"])
+            assert shown.exit_code == 0 and "status: running" in shown.stdout
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no chance to say goodbye
+        proc.wait()
+    listed = json.loads(runner.invoke(app, ["runs", str(home), "--json"]).stdout)
+    assert listed[0]["status"] == "failed"
+    assert listed[0]["status_message"] == "the training process ended without a word"
+
+
+def test_show_prints_config_metrics_and_files_and_reports_damage(finished, tmp_path):
+    run = tmp_path / finished.name
+    shutil.copytree(finished, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "d_lo')  # cut short, as by a crash mid-write
+    result = runner.invoke(app, ["show", str(run)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{run}  status: finished\nepoch 2/2, step 8\n")
+    assert '  arch: "mlp"' in result.stdout and "  image_shape: [8, 8, 1]" in result.stdout
+    assert "  g_loss: " in result.stdout and f"  {run}/checkpoints/latest.keras" in result.stdout
+    assert f"  {run}/samples/epoch-0002.png (newest of 2 sample grids)" in result.stdout
+    assert result.stderr == (f"warning: {run}/metrics.jsonl line 3 is damaged (Unterminated "
+                             "string starting at: line 1 column 14 (char 13)); skipped\n")
+    listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)[0]["problems"]) == 1
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                    reason="needs Debian's chromium (./dev test installs it)")
+def test_report_renders_in_headless_chromium(finished, tmp_path):
+    result = runner.invoke(app, ["show", str(finished), "--open"])
+    assert result.exit_code == 0
+    report = finished / "report.html"
+    assert result.stdout.splitlines()[-1] == f"report: {report.resolve().as_uri()}"
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=5000", "--dump-dom", report.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120).stdout
+    images = [line for line in dom.split("<img")[1:]]
+    assert len(images) == 3  # curves + 2 sample grids
+    assert all('data-loaded="1"' in img and "data-failed" not in img for img in images), dom
+    assert 'src="samples/epoch-0001.png"' in dom and 'src="curves.png"' in dom

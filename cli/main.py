@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import export, runs, sample, show, train
+from cli import evaluate, export, runs, sample, show, train
 
 app = typer.Typer(
     name="kgan",
@@ -17,6 +17,7 @@ app.command("sample")(sample.sample)
 app.command("export")(export.export)
 app.command("runs")(runs.runs)
 app.command("show")(show.show)
+app.command("eval")(evaluate.evaluate)
 
 
 @app.callback()

@@ -54,6 +54,11 @@ def train(
         help="Write a sample grid every N epochs.")] = _D.sample_every,
     checkpoint_every: Annotated[int, typer.Option(
         help="Write a checkpoint every N epochs.")] = _D.checkpoint_every,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Measure FID/KID every N epochs and keep checkpoints/best.keras.",
+        show_default="never")] = None,
+    eval_n: Annotated[int, typer.Option(
+        help="Images per evaluation during training.")] = _D.eval_n,
     tensorboard: Annotated[bool, typer.Option(
         help="Write TensorBoard event files (view: tensorboard --logdir runs).")] = _D.tensorboard,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -76,17 +81,19 @@ def train(
                 epochs=_D.epochs if epochs is None else epochs, steps_per_epoch=steps_per_epoch,
                 lr=lr, beta1=beta1, beta2=beta2, d_steps=d_steps, gp_weight=gp_weight, seed=seed,
                 jit=jit, sample_every=sample_every, checkpoint_every=checkpoint_every,
-                tensorboard=tensorboard, backend=backend,
+                tensorboard=tensorboard, eval_every=eval_every, eval_n=eval_n, backend=backend,
             ).validate()
         select_backend(config.backend)
         from kgan import training
         from kgan.callbacks import RichProgress
 
         progress = [] if quiet else [RichProgress(config.batch_size)]
+        notify = None if quiet else lambda line: typer.echo(line, err=True)
         if resume is not None:
-            result = training.resume(resume, epochs=epochs, callbacks=progress)
+            result = training.resume(resume, epochs=epochs, callbacks=progress, notify=notify)
         else:
-            result = training.train(config, runs_dir=runs_dir, name=name, callbacks=progress)
+            result = training.train(config, runs_dir=runs_dir, name=name, callbacks=progress,
+                                    notify=notify)
     typer.echo(result.run_dir)
     if result.status == "interrupted":
         typer.echo(

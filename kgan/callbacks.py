@@ -59,9 +59,10 @@ class _RunCallback(keras.callbacks.Callback):
 class MetricsLog(_RunCallback):
     """Appends one JSON line per epoch to `metrics.jsonl`: losses, seconds, images per second."""
 
-    def __init__(self, run_dir, guard, epochs, batch_size):
+    def __init__(self, run_dir, guard, epochs, batch_size, extras=()):
         super().__init__(run_dir, guard, 1, epochs)
         self.batch_size = batch_size
+        self.extras = extras  # callbacks whose `last` dict joins the epoch's record
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start, self.steps = time.perf_counter(), 0
@@ -77,6 +78,8 @@ class MetricsLog(_RunCallback):
         record.update({k: float(v) for k, v in (logs or {}).items()})
         record["seconds"] = round(seconds, 3)
         record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
+        for extra in self.extras:
+            record.update(extra.last or {})
         runs.append_metrics(self.run_dir, record)
         self.last = record
 
@@ -104,6 +107,38 @@ class Checkpoint(_RunCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.due(epoch):
             save_checkpoint(self.model, self.run_dir)
+
+
+class Evaluation(_RunCallback):
+    """Measures FID and KID (and the classifier metrics) every `every` epochs.
+
+    Whenever FID improves, the model is also saved as `checkpoints/best.keras`.
+    """
+
+    def __init__(self, run_dir, guard, every, epochs, reference, n, seed=0):
+        super().__init__(run_dir, guard, every, epochs)
+        self.reference, self.n, self.seed = reference, n, seed
+        records, _ = runs.read_metrics(run_dir)  # a resumed run remembers its best
+        self.best = min((r["fid"] for r in records if "fid" in r and "source" not in r),
+                        default=math.inf)
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from kgan import evaluate, sample
+
+        self.last = None
+        if not self.due(epoch):
+            return
+        fake = images.to_uint8(sample.draw(self.model, self.n, self.seed))
+        result = self.reference.compare(evaluate.to_float(fake))
+        self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score")
+                     if key in result}
+        if "coverage" in result:
+            self.last["coverage_entropy"] = result["coverage"]["entropy_normalized"]
+            self.last["missing_classes"] = len(result["coverage"]["missing_classes"])
+        if result["fid"] < self.best:
+            self.best = result["fid"]
+            save_checkpoint(self.model, self.run_dir, runs.BEST)
 
 
 class TensorBoardLog(_RunCallback):
@@ -143,9 +178,9 @@ class Curves(_RunCallback):
                          title=self.run_dir.name)
 
 
-def save_checkpoint(model, run_dir: Path) -> Path:
+def save_checkpoint(model, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
     """Writes the checkpoint atomically: a crash mid-write keeps the previous one."""
-    path = run_dir / runs.CHECKPOINT
+    path = run_dir / name
     with runs.atomic_path(path) as tmp:
         model.save(tmp)
     return path

@@ -41,6 +41,9 @@ class TrainConfig:
     sample_every: int = 1  # write samples/epoch-NNNN.png every this many epochs
     checkpoint_every: int = 1  # write checkpoints/latest.keras every this many epochs
     tensorboard: bool = True  # write TensorBoard event files (scalars + sample grid) per epoch
+    eval_every: int | None = None  # measure FID/KID every this many epochs (keeps best.keras)
+    eval_n: int = 2000  # generated (and real) images per evaluation during training
+    eval_features: str = "classifier"  # feature space of those evaluations
     backend: str = "tensorflow"  # Keras backend that trains the run
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.
@@ -52,7 +55,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "latent_dim", "base_filters", "d_steps",
                      "sample_every", "checkpoint_every"):
             _check_positive_int(name, getattr(self, name))
-        for name in ("steps_per_epoch", "image_size"):
+        _check_positive_int("eval_n", self.eval_n)
+        _check_choice("eval_features", self.eval_features, ("classifier", "inception"))
+        for name in ("steps_per_epoch", "image_size", "eval_every"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
         if self.image_size is not None and self.image_size < 4:

@@ -39,8 +39,8 @@ class Dataset:
         return None if self.y is None else int(self.y.max()) + 1
 
 
-def load(source: str, image_size: int | None = None) -> Dataset:
-    """Loads the training split of `source`.
+def load(source: str, image_size: int | None = None, split: str = "train") -> Dataset:
+    """Loads the training (or test) split of `source`.
 
     Args:
         source: `mnist`, `fashion_mnist`, `cifar10`, a folder of png/jpg images (searched
@@ -48,6 +48,7 @@ def load(source: str, image_size: int | None = None) -> Dataset:
             with `x_train` and optionally `y_train`.
         image_size: resize images to `image_size` x `image_size`; `None` keeps the source's
             size (folders default to 64).
+        split: `"train"`, or `"test"` (built-ins' test sets, `x_test`/`y_test` of an .npz).
 
     Returns:
         A `Dataset` with float32 images in [-1, 1].
@@ -58,14 +59,16 @@ def load(source: str, image_size: int | None = None) -> Dataset:
         (60000, 28, 28, 1)
     """
     if source in BUILTIN_DATASETS:
-        x, y = _load_builtin(source)
+        x, y = _load_builtin(source, split)
         name = source
     else:
         path = Path(source).expanduser()
         if path.is_dir():
+            if split != "train":
+                raise KganError(f"A folder of images has no {split} split: {source}")
             return _load_folder(path, image_size or 64)
         if path.suffix == ".npz" and path.is_file():
-            x, y = load_npz(path)
+            x, y = load_npz(path, split)
             name = _slug(path.stem)
         elif path.suffix == ".npz" or os.sep in source or path.suffix:
             raise KganError(f"Dataset not found: {source} (no such file or folder)")
@@ -99,16 +102,17 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Reads `x_train` (N, H, W) or (N, H, W, C) and optional `y_train` from an .npz file."""
+def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads `x_<split>` (N, H, W) or (N, H, W, C) and optional `y_<split>` from an .npz file."""
+    x_key, y_key = f"x_{split}", f"y_{split}"
     try:
         with np.load(path, allow_pickle=False) as f:
-            if "x_train" not in f.files:
+            if x_key not in f.files:
                 raise KganError(
-                    f"{path} has no `x_train` array (found: {', '.join(f.files) or 'nothing'})"
+                    f"{path} has no `{x_key}` array (found: {', '.join(f.files) or 'nothing'})"
                 )
-            x = f["x_train"]
-            y = f["y_train"] if "y_train" in f.files else None
+            x = f[x_key]
+            y = f[y_key] if y_key in f.files else None
     except KganError:
         raise
     except Exception as e:
@@ -117,21 +121,24 @@ def load_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         x = x[..., None]
     if x.ndim != 4 or x.shape[0] == 0 or x.shape[-1] not in (1, 3):
         raise KganError(
-            f"`x_train` in {path} must have shape (N, H, W) or (N, H, W, 1|3) with N > 0. "
+            f"`{x_key}` in {path} must have shape (N, H, W) or (N, H, W, 1|3) with N > 0. "
             f"Received: shape={x.shape}"
         )
     if y is not None:
         y = np.asarray(y).reshape(-1)
         if len(y) != len(x):
-            raise KganError(f"`y_train` in {path} has {len(y)} labels for {len(x)} images")
+            raise KganError(f"`{y_key}` in {path} has {len(y)} labels for {len(x)} images")
         y = y.astype(np.int32)
     return x, y
 
 
-def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
-    if name == "fashion_mnist" and (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
-        x = read_idx(DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz")
-        y = read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz")
+def _load_builtin(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if split not in ("train", "test"):
+        raise KganError(f"`split` must be train or test. Received: split={split}")
+    prefix = DEBIAN_FASHION_MNIST / ("train" if split == "train" else "t10k")
+    if name == "fashion_mnist" and Path(f"{prefix}-images-idx3-ubyte.gz").exists():
+        x = read_idx(f"{prefix}-images-idx3-ubyte.gz")
+        y = read_idx(f"{prefix}-labels-idx1-ubyte.gz")
         return x[..., None], y.astype(np.int32)
     import keras  # the download path; imported late because it loads the backend
 
@@ -141,7 +148,7 @@ def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
         "cifar10": keras.datasets.cifar10.load_data,
     }
     try:
-        (x, y), _ = loaders[name]()
+        train, test = loaders[name]()
     except Exception as e:
         hint = {
             "mnist": "put mnist.npz in ~/.keras/datasets/",
@@ -152,6 +159,7 @@ def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise KganError(
             f"Cannot load {name}: download failed ({reason}). Offline: {hint}") from None
+    x, y = train if split == "train" else test
     if x.ndim == 3:
         x = x[..., None]
     return x, np.asarray(y).reshape(-1).astype(np.int32)

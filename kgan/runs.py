@@ -16,6 +16,7 @@ from kgan.errors import KganError
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoints/latest.keras"
+BEST = "checkpoints/best.keras"  # lowest FID, with --eval-every
 METRICS = "metrics.jsonl"
 SAMPLES = "samples"
 STATUS = "status.json"

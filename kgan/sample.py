@@ -10,18 +10,23 @@ from kgan import images
 from kgan.errors import KganError
 
 
-def draw_from_run(run_dir: str | Path, n: int, seed: int, chunk: int = 256) -> np.ndarray:
+def draw_from_run(run_dir: str | Path, n: int, seed: int) -> np.ndarray:
     """`n` uint8 images from the run's latest checkpoint; the same `seed` gives the same images."""
-    import keras
-
     from kgan.training import load_gan
 
     check_n(n)
     gan, _ = load_gan(run_dir)
+    return images.to_uint8(draw(gan, n, seed))
+
+
+def draw(gan, n: int, seed: int, chunk: int = 256) -> np.ndarray:
+    """`n` float images in [-1, 1] from `gan`'s generator for `seed`, `chunk` at a time."""
+    import keras
+
     z = gan.sample_noise(n, seed=seed)
-    fakes = [keras.ops.convert_to_numpy(gan.generator(z[i : i + chunk], training=False))
-             for i in range(0, n, chunk)]
-    return images.to_uint8(np.concatenate(fakes))
+    return np.concatenate([keras.ops.convert_to_numpy(gan.generator(z[i : i + chunk],
+                                                                    training=False))
+                           for i in range(0, n, chunk)])
 
 
 def check_n(n: int) -> None:

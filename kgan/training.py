@@ -64,7 +64,7 @@ def load_gan(run_dir: str | Path) -> tuple[GAN, TrainConfig]:
 
 
 def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None = None,
-          callbacks: list | None = None) -> TrainResult:
+          callbacks: list | None = None, notify=None) -> TrainResult:
     """Trains a new run described by `config` and returns where it went.
 
     Nothing is written until the data has loaded and the models are built; if training fails
@@ -75,6 +75,8 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
         runs_dir: parent of the numbered run directories.
         name: run directory suffix instead of `<arch>-<dataset>`.
         callbacks: extra Keras callbacks (for example `kgan.callbacks.RichProgress`).
+        notify: called with a line of news for the user (for example, that the evaluation
+            classifier is being trained first).
     """
     config = dataclasses.replace(config).validate()
     if config.image_size is not None and config.arch == "dcgan":
@@ -83,10 +85,11 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     config.image_shape, config.num_classes = data.image_shape, data.num_classes
     models.check_image_shape(config)
     _steps_per_epoch(config, len(data.x))
+    reference = _reference(config, notify)
     gan = build_gan(config)
     run_dir = runs.create(runs_dir, config, data.name, name)
     try:
-        return _fit(gan, config, data.x, run_dir, callbacks or [])
+        return _fit(gan, config, data.x, run_dir, callbacks or [], reference)
     except BaseException:
         if not (run_dir / runs.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -94,7 +97,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
 
 
 def resume(run_dir: str | Path, epochs: int | None = None,
-           callbacks: list | None = None) -> TrainResult:
+           callbacks: list | None = None, notify=None) -> TrainResult:
     """Continues a run from its latest checkpoint, up to `epochs` (default: the run's own).
 
     Weights, both optimizers' state, the noise generator's state and the data order continue
@@ -110,7 +113,23 @@ def resume(run_dir: str | Path, epochs: int | None = None,
     if data.image_shape != config.image_shape:
         raise KganError(f"Dataset {config.dataset} now has images of shape {data.image_shape}; "
                         f"the run was trained on {config.image_shape}")
-    return _fit(gan, config, data.x, run_dir, callbacks or [])
+    return _fit(gan, config, data.x, run_dir, callbacks or [], _reference(config, notify))
+
+
+def _reference(config: TrainConfig, notify):
+    """The real-image features that --eval-every compares with (None without evaluation)."""
+    if config.eval_every is None:
+        return None
+    from kgan import evaluate
+
+    def on_train(path):
+        if notify:
+            notify(f"Training the evaluation classifier first (once; cached at {path})")
+
+    extractor = evaluate.extractor(config.eval_features, config.dataset, config.image_size,
+                                   on_train=on_train)
+    return evaluate.Reference(extractor, config.dataset, config.image_size, config.eval_n,
+                              seed=config.seed)
 
 
 def _steps_per_epoch(config: TrainConfig, n: int) -> int:
@@ -121,15 +140,18 @@ def _steps_per_epoch(config: TrainConfig, n: int) -> int:
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
 
 
-def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list) -> TrainResult:
+def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
+         reference=None) -> TrainResult:
     steps_per_epoch = _steps_per_epoch(config, len(x))
     epoch, step = divmod(int(gan.g_optimizer.iterations), steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
     guard = kcb.StopGuard()
-    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size)
+    evaluation = [kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs, reference,
+                                 config.eval_n, config.seed)] if reference else []
+    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size, evaluation)
     samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
                              config.latent_dim, config.seed)
-    callbacks = [guard, metrics, samples,
+    callbacks = [guard, *evaluation, metrics, samples,
                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs),
                  kcb.Curves(run_dir, guard, config.epochs)]
     if config.tensorboard:

@@ -1,0 +1,81 @@
+"""`kgan eval`: FID, KID, classifier score and class coverage of a run or an exported model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import select_backend, user_errors
+
+
+def evaluate(
+    run_dir: Annotated[Path | None, typer.Argument(
+        help="Run to evaluate.", show_default="the newest run in --runs-dir")] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="Evaluate an exported model instead: saved_models/NAME[/VERSION].")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="Generated images to evaluate.")] = 10000,
+    features: Annotated[str, typer.Option(
+        help="Feature space: classifier (trained on the dataset, cached) or inception.")
+    ] = "classifier",
+    classifier: Annotated[Path | None, typer.Option(
+        help="Use this classifier (.keras) instead of the cached one.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated and the real samples.")] = 0,
+    real_split: Annotated[str, typer.Option(
+        help="Real images to compare with: test (train if the dataset has no test split) "
+             "or train.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Also print JSON on stdout.")] = False,
+    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
+        "runs"),
+) -> None:
+    """Measure a run (or an export) against real images; a run's result joins its metrics.jsonl."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    with user_errors():
+        from kgan import runs
+        from kgan.sample import check_n
+
+        check_n(n)
+        if model is None:
+            run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
+            select_backend(config.backend)
+        else:
+            select_backend("tensorflow")
+        from kgan.evaluate import evaluate as evaluate_run
+
+        result = evaluate_run(
+            run_dir if model is None else None, model, n, features, classifier, seed, real_split,
+            on_train=lambda path: err.print(f"Training the evaluation classifier (once; cached "
+                                            f"at {path}) ..."))
+    err.print(table(result))
+    cov = result.get("coverage")
+    if cov and (cov["missing_classes"] or cov["top_class_fraction"] > 0.5):
+        err.print(f"[yellow]warning:[/] possible mode collapse: classes never generated "
+                  f"{cov['missing_classes']}, largest class {cov['top_class_fraction']:.0%} of "
+                  "the samples")
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
+def table(result: dict):
+    from rich.table import Table
+
+    protocol = result["protocol"]
+    out = Table(title=f"{protocol['n_fake']} generated vs {protocol['n_real']} real "
+                      f"({protocol['real_split']}) images, {protocol['features']} features")
+    out.add_column("metric")
+    out.add_column("value", justify="right")
+    out.add_row("FID", f"{result['fid']:.3f}")
+    out.add_row("KID", f"{result['kid']:.5f} ± {result['kid_std']:.5f}")
+    if "classifier_score" in result:
+        out.add_row("classifier score",
+                    f"{result['classifier_score']:.3f} ± {result['classifier_score_std']:.3f}")
+        cov = result["coverage"]
+        out.add_row("class coverage entropy", f"{cov['entropy_normalized']:.3f} (1 = uniform)")
+        out.add_row("classes never generated", str(len(cov["missing_classes"])))
+    if protocol.get("classifier_accuracy") is not None:
+        out.add_row("classifier test accuracy", f"{protocol['classifier_accuracy']:.4f}")
+    return out

@@ -1,0 +1,158 @@
+"""FID, KID, classifier score and coverage: closed forms, the real classifier, the CLI."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from kgan import data, evaluate
+from kgan import training as lib
+from kgan.config import TrainConfig
+from kgan.errors import KganError
+
+runner = CliRunner()
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    a = np.random.default_rng(0).standard_normal((500, 8))
+    assert evaluate.fid(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_of_a_shifted_set_is_the_squared_shift():
+    a = np.random.default_rng(0).standard_normal((500, 8)) @ np.diag(np.arange(1.0, 9.0))
+    shift = np.linspace(-1, 2, 8)
+    assert evaluate.fid(a, a + shift) == pytest.approx(np.sum(shift**2), rel=1e-9)
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    # Diagonal covariances: tr(S1 + S2 - 2 sqrt(S1 S2)) = sum((s1 - s2)^2) with s the std devs.
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, 1.0, 0.0])
+    s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([2.0, 1.0, 0.5])
+    closed = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
+    assert evaluate.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(
+        closed, rel=1e-12)
+    # A rotation changes neither distance: the eigenvalue route handles non-commuting matrices.
+    q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))
+    assert evaluate.frechet_distance(q @ mu1, q @ np.diag(s1**2) @ q.T, q @ mu2,
+                                     q @ np.diag(s2**2) @ q.T) == pytest.approx(closed, rel=1e-9)
+    # Sample FID approaches it.
+    rng = np.random.default_rng(2)
+    a = mu1 + s1 * rng.standard_normal((200_000, 3))
+    b = mu2 + s2 * rng.standard_normal((200_000, 3))
+    assert evaluate.fid(a, b) == pytest.approx(closed, rel=0.02)
+
+
+def test_kid_is_unbiased_and_separates_distributions():
+    rng = np.random.default_rng(0)
+    same = evaluate.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)), 20, 500)
+    other = evaluate.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)) + 0.5,
+                         20, 500)
+    assert abs(same[0]) < 0.01 and abs(same[0]) < 3 * same[1]
+    assert other[0] > 0.1 and other[0] > 10 * other[1]
+
+
+def test_classifier_score_and_coverage():
+    uniform = np.eye(10)[np.arange(1000) % 10]
+    assert evaluate.classifier_score(uniform)[0] == pytest.approx(10.0, rel=1e-6)
+    one_class = np.eye(10)[np.full(1000, 3)]
+    assert evaluate.classifier_score(one_class)[0] == pytest.approx(1.0, rel=1e-6)
+    cov = evaluate.coverage(one_class)
+    assert cov["missing_classes"] == [0, 1, 2, 4, 5, 6, 7, 8, 9] and cov["entropy"] == 0.0
+    full = evaluate.coverage(uniform)
+    assert full["missing_classes"] == [] and full["entropy_normalized"] == pytest.approx(1.0)
+    assert full["histogram"] == [100] * 10 and full["top_class_fraction"] == 0.1
+
+
+@pytest.fixture(scope="session")
+def kgan_cache(tmp_path_factory):
+    """One cache per test session: the Fashion-MNIST classifier is trained once, here.
+
+    KGAN_TEST_CACHE=DIR keeps it across local sessions (CI always starts empty).
+    """
+    mp = pytest.MonkeyPatch()
+    path = os.environ.get("KGAN_TEST_CACHE") or tmp_path_factory.mktemp("kgan-cache")
+    mp.setenv("KGAN_CACHE", str(path))
+    yield Path(path)
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def fashion(kgan_cache):
+    return evaluate.classifier("fashion_mnist", None)
+
+
+def test_classifier_reaches_its_accuracy_bar_on_real_fashion_mnist(fashion, kgan_cache):
+    info = json.loads((kgan_cache / "classifiers" / "fashion_mnist-28x28x1.json").read_text())
+    assert info["test_split"] == "test" and info["train_images"] == 60000
+    assert info["test_accuracy"] >= 0.90
+    assert fashion.info["test_accuracy"] == info["test_accuracy"]
+    test = data.load("fashion_mnist", split="test")
+    _, probs = fashion(test.x[:2000])
+    assert np.mean(probs.argmax(1) == test.y[:2000]) >= 0.88
+
+
+def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
+    reference = evaluate.Reference(fashion, "fashion_mnist", None, 2000)
+    train = data.load("fashion_mnist")
+    real = reference.compare(train.x[:2000])
+    noise = reference.compare(np.random.default_rng(0).uniform(-1, 1, (2000, 28, 28, 1))
+                              .astype(np.float32))
+    assert real["fid"] < noise["fid"] / 10 and real["kid"] < noise["kid"] / 10
+    assert real["classifier_score"] > 5 > noise["classifier_score"]
+    assert real["coverage"]["entropy_normalized"] > 0.95 > noise["coverage"]["entropy_normalized"]
+    assert real["coverage"]["missing_classes"] == []
+    assert real["protocol"] == {
+        "n_fake": 2000, "n_real": 2000, "real_split": "test", "features": "classifier",
+        "extractor": fashion.info["path"], "classifier_accuracy": fashion.info["test_accuracy"],
+        "seed": 0, "kid_subset_size": 1000, "kid_subsets": 100}
+    collapsed = reference.compare(train.x[train.y == 3][:1000])  # a generator of dresses only
+    coverage = collapsed["coverage"]
+    assert coverage["top_class_fraction"] > 0.9 and coverage["histogram"][3] > 900
+    assert coverage["missing_classes"] and coverage["entropy_normalized"] < 0.2
+    assert real["coverage"]["top_class_fraction"] < 0.15
+
+
+def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
+    runs = tmp_path / "runs"
+    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, epochs=2,
+                         eval_every=1, eval_n=64)
+    run = lib.train(config, runs_dir=runs).run_dir
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [("fid" in x, "kid" in x, "classifier_score" in x) for x in lines] == [(True,) * 3] * 2
+    assert (run / "checkpoints" / "best.keras").is_file()
+
+    result = runner.invoke(app, ["eval", str(run), "--n", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["protocol"]["n_fake"] == 100 and printed["protocol"]["real_split"] == "train"
+    assert (printed["epoch"], printed["step"], printed["source"]) == (2, 24, "eval")
+    assert "FID" in result.stderr and "KID" in result.stderr and "classifier score" in result.stderr
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]) == printed
+    again = runner.invoke(app, ["eval", str(run), "--n", "100", "--json"])
+    assert json.loads(again.stdout)["fid"] == printed["fid"]  # same seed, same numbers
+
+
+def test_eval_bad_input(tmp_path, toy_npz, monkeypatch):
+    unlabeled = tmp_path / "plain.npz"
+    np.savez(unlabeled, x_train=np.load(toy_npz)["x_train"])
+    with pytest.raises(KganError, match="needs class labels and .*plain.npz has none"):
+        evaluate.classifier(str(unlabeled), None)
+    result = runner.invoke(app, ["eval", "--runs-dir", str(tmp_path / "none")])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: No runs found in ")
+    zero = runner.invoke(app, ["eval", "--n", "0"])
+    assert zero.stderr == "Error: `n` must be a positive integer. Received: n=0\n"
+    # Offline without the InceptionV3 weights: the error says what to put where.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(evaluate, "INCEPTION_URL", "http://127.0.0.1:9/inception.h5")
+    with pytest.raises(KganError) as e:
+        evaluate.inception()
+    message = str(e.value)
+    assert message.startswith("InceptionV3 weights are not on this machine and could not be "
+                              "downloaded (")
+    assert message.endswith(f"Put {evaluate.INCEPTION_FILE} (from http://127.0.0.1:9/inception.h5)"
+                            f" at {tmp_path}/keras/models/{evaluate.INCEPTION_FILE}, or use "
+                            "--features classifier.")

@@ -16,6 +16,9 @@ def evaluate(
         help="Run to evaluate.", show_default="the newest run in --runs-dir")] = None,
     model: Annotated[Path | None, typer.Option(
         help="Evaluate an exported model instead: saved_models/NAME[/VERSION].")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Evaluate this dataset's real training images instead (the best a GAN can do).")
+    ] = None,
     n: Annotated[int, typer.Option("--n", "-n", help="Generated images to evaluate.")] = 10000,
     features: Annotated[str, typer.Option(
         help="Feature space: classifier (trained on the dataset, cached) or inception.")
@@ -39,15 +42,16 @@ def evaluate(
         from kgan.sample import check_n
 
         check_n(n)
-        if model is None:
+        if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)
         else:
             select_backend("tensorflow")
+            run_dir = None
         from kgan.evaluate import evaluate as evaluate_run
 
         result = evaluate_run(
-            run_dir if model is None else None, model, n, features, classifier, seed, real_split,
+            run_dir, model, dataset, n, features, classifier, seed, real_split,
             on_train=lambda path: err.print(f"Training the evaluation classifier (once; cached "
                                             f"at {path}) ..."))
     err.print(table(result))
@@ -64,7 +68,7 @@ def table(result: dict):
     from rich.table import Table
 
     protocol = result["protocol"]
-    out = Table(title=f"{protocol['n_fake']} generated vs {protocol['n_real']} real "
+    out = Table(title=f"{protocol['n_fake']} images vs {protocol['n_real']} real "
                       f"({protocol['real_split']}) images, {protocol['features']} features")
     out.add_column("metric")
     out.add_column("value", justify="right")

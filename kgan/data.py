@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kgan.config import BUILTIN_DATASETS
-from kgan.errors import KganError
+from kgan.errors import KganError, first_line
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -156,9 +156,8 @@ def _load_builtin(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
             "four *-ubyte.gz files in ~/.keras/datasets/fashion-mnist/",
             "cifar10": "extract cifar-10-python.tar.gz to ~/.keras/datasets/cifar-10-batches-py/",
         }[name]
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise KganError(
-            f"Cannot load {name}: download failed ({reason}). Offline: {hint}") from None
+            f"Cannot load {name}: download failed ({first_line(e)}). Offline: {hint}") from None
     x, y = train if split == "train" else test
     if x.ndim == 3:
         x = x[..., None]

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan import runs
-from kgan.errors import KganError
+from kgan.errors import KganError, first_line
 
 METADATA = "assets.extra/kgan.json"
 WARMUP = "assets.extra/tf_serving_warmup_requests"
@@ -195,7 +195,7 @@ def draw(model: str | Path, n: int, seed: int, chunk: int = 256) -> np.ndarray:
     try:
         loaded = tf.saved_model.load(str(version_dir))
     except Exception as e:
-        raise KganError(f"Cannot load SavedModel {version_dir}: {str(e).splitlines()[0]}") from None
+        raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
     z = noise(tf.constant(n, tf.int32), tf.constant(seed, tf.int64), meta["latent_dim"])
     serve = loaded.signatures["serving_default"]
     return np.concatenate([serve(z=z[i : i + chunk])["images"].numpy() for i in range(0, n, chunk)])

@@ -135,6 +135,17 @@ def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
     again = runner.invoke(app, ["eval", str(run), "--n", "100", "--json"])
     assert json.loads(again.stdout)["fid"] == printed["fid"]  # same seed, same numbers
 
+    exported = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path / "models")])
+    assert exported.exit_code == 0
+    served = runner.invoke(app, ["eval", "--model", exported.stdout.strip(), "--n", "100",
+                                 "--json"])
+    assert served.exit_code == 0, served.output
+    served = json.loads(served.stdout)
+    assert served["model"] == exported.stdout.strip()
+    assert served["fid"] == pytest.approx(printed["fid"], rel=0.05)  # uint8 off-by-ones only
+    floor = runner.invoke(app, ["eval", "--dataset", str(toy_npz), "--n", "100", "--json"])
+    assert json.loads(floor.stdout)["images"] == "real train split"
+
 
 def test_eval_bad_input(tmp_path, toy_npz, monkeypatch):
     unlabeled = tmp_path / "plain.npz"

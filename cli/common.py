@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
+import tempfile
 
 import typer
 
 from kgan.errors import KganError
+
+# What TensorFlow's C++ side prints at start-up on a machine without a GPU, before its log
+# level applies: noise to a CPU user, so the CLI drops these lines (KGAN_DEBUG=1 keeps them).
+_NO_GPU_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|"
+                           r"cpu_feature_guard|rebuild TensorFlow with the appropriate")
 
 
 def select_backend(backend: str | None = None) -> None:
@@ -17,11 +24,38 @@ def select_backend(backend: str | None = None) -> None:
         os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not os.environ.get("KGAN_DEBUG"):
+        _import_tensorflow_quietly()
     if "keras" in sys.modules:
         import keras
 
         if keras.backend.backend() != os.environ["KERAS_BACKEND"]:
             fail(f"Keras is already loaded with the {keras.backend.backend()!r} backend")
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow (and probes its devices) with the C++ stderr captured; lines other
+    than the no-GPU start-up noise are passed on, and everything is shown if the import fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA's probe prints here, not at the first op
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        for line in captured.read().decode(errors="replace").splitlines():
+            if not _NO_GPU_NOISE.search(line):
+                sys.stderr.write(line + "\n")
 
 
 def fail(message: str) -> None:

@@ -19,6 +19,8 @@ def export(
     version: Annotated[int | None, typer.Option(
         help="Version number.", show_default="one more than the newest")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing version.")] = False,
+    best: Annotated[bool, typer.Option(
+        "--best", help="Export checkpoints/best.keras (lowest FID, from --eval-every).")] = False,
     max_batch: Annotated[int, typer.Option(
         help="Largest n the `generate` signature accepts.")] = 1024,
     out_dir: Annotated[Path, typer.Option(help="TF Serving model root.")] = Path("saved_models"),
@@ -32,5 +34,5 @@ def export(
         from kgan.export import export as export_run
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
-                            max_batch)
+                            max_batch, best)
     typer.echo(target)

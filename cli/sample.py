@@ -26,6 +26,8 @@ def sample(
     model: Annotated[Path | None, typer.Option(
         help="Sample an exported model instead: saved_models/NAME (newest version) or "
              "saved_models/NAME/VERSION.")] = None,
+    best: Annotated[bool, typer.Option(
+        "--best", help="Sample checkpoints/best.keras (lowest FID, from --eval-every).")] = False,
     runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
         "runs"),
 ) -> None:
@@ -47,7 +49,7 @@ def sample(
             from kgan.sample import draw_from_run
 
             run_dir = run_dir or runs.newest(runs_dir)
-            batch = draw_from_run(run_dir, n, seed)
+            batch = draw_from_run(run_dir, n, seed, best)
             out = out or run_dir / runs.SAMPLES / f"sample-seed{seed}.png"
         for path in write(batch, out, individual, seed, nrow):
             typer.echo(path)

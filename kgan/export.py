@@ -43,7 +43,8 @@ def noise(n, seed, latent_dim):
 
 
 def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
-           version: int | None = None, force: bool = False, max_batch: int = 1024) -> Path:
+           version: int | None = None, force: bool = False, max_batch: int = 1024,
+           best: bool = False) -> Path:
     """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path.
 
     The SavedModel is written to a temporary folder beside its target and renamed into place,
@@ -71,7 +72,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     if target.exists() and not force:
         raise KganError(f"{target} already exists. Use --force to replace it, or another "
                         "--version.")
-    gan, config = load_gan(run_dir)
+    gan, config = load_gan(run_dir, best)
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-tmp-"))
@@ -85,6 +86,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "image_shape": list(config.image_shape), "dataset": config.dataset,
             "max_batch": max_batch, "signatures": list(SIGNATURES),
             "step": int(gan.g_optimizer.iterations), "run_dir": str(run_dir.resolve()),
+            "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
         (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")

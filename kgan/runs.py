@@ -82,11 +82,12 @@ def open_run(run_dir: str | Path) -> tuple[Path, TrainConfig]:
     return run_dir, TrainConfig.load(run_dir / CONFIG)
 
 
-def checkpoint(run_dir: Path) -> Path:
-    """The run's latest checkpoint; raises `KganError` if it has none yet."""
-    path = run_dir / CHECKPOINT
+def checkpoint(run_dir: Path, best: bool = False) -> Path:
+    """The run's latest (or lowest-FID) checkpoint; raises `KganError` if it has none yet."""
+    path = run_dir / (BEST if best else CHECKPOINT)
     if not path.is_file():
-        raise KganError(f"{run_dir} has no checkpoint yet ({CHECKPOINT})")
+        hint = "; only runs trained with --eval-every have one" if best else ""
+        raise KganError(f"{run_dir} has no checkpoint yet ({path.relative_to(run_dir)}{hint})")
     return path
 
 

@@ -10,12 +10,12 @@ from kgan import images
 from kgan.errors import KganError
 
 
-def draw_from_run(run_dir: str | Path, n: int, seed: int) -> np.ndarray:
-    """`n` uint8 images from the run's latest checkpoint; the same `seed` gives the same images."""
+def draw_from_run(run_dir: str | Path, n: int, seed: int, best: bool = False) -> np.ndarray:
+    """`n` uint8 images from the run's latest (or best) checkpoint; same `seed`, same images."""
     from kgan.training import load_gan
 
     check_n(n)
-    gan, _ = load_gan(run_dir)
+    gan, _ = load_gan(run_dir, best)
     return images.to_uint8(draw(gan, n, seed))
 
 

@@ -46,14 +46,15 @@ def build_gan(config: TrainConfig) -> GAN:
     return gan
 
 
-def load_gan(run_dir: str | Path) -> tuple[GAN, TrainConfig]:
-    """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it.
+def load_gan(run_dir: str | Path, best: bool = False) -> tuple[GAN, TrainConfig]:
+    """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
+    (with `best`, the lowest-FID one that `--eval-every` keeps).
 
     The checkpoint is read as data (weights and optimizer state) into models built by kgan's
     own code: nothing in it is deserialized as code.
     """
     run_dir, config = runs.open_run(run_dir)
-    path = runs.checkpoint(run_dir)
+    path = runs.checkpoint(run_dir, best)
     gan = build_gan(config)
     try:
         gan.load_weights(path)

@@ -124,6 +124,13 @@ def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [("fid" in x, "kid" in x, "classifier_score" in x) for x in lines] == [(True,) * 3] * 2
     assert (run / "checkpoints" / "best.keras").is_file()
+    best_epoch = min(lines, key=lambda x: x["fid"])["epoch"]
+    exported = runner.invoke(app, ["export", str(run), "--best", "--out-dir", str(tmp_path / "b")])
+    assert exported.exit_code == 0, exported.output
+    meta = json.loads((tmp_path / "b" / "mlp-toy" / "1" / "assets.extra" / "kgan.json").read_text())
+    assert (meta["checkpoint"], meta["step"]) == ("checkpoints/best.keras", 12 * best_epoch)
+    sampled = runner.invoke(app, ["sample", str(run), "--best", "--n", "4"])
+    assert sampled.exit_code == 0 and sampled.stdout.endswith("sample-seed0.png\n")
 
     result = runner.invoke(app, ["eval", str(run), "--n", "100", "--json"])
     assert result.exit_code == 0, result.output

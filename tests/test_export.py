@@ -228,6 +228,9 @@ def test_bad_sample_and_export_input(trained, tmp_path):
         assert result.exit_code == 1
         assert result.stderr == (f"Error: {empty} has no checkpoint yet "
                                  "(checkpoints/latest.keras)\n")
+    best = runner.invoke(app, ["export", str(run), "--best"])
+    assert best.stderr == (f"Error: {run} has no checkpoint yet (checkpoints/best.keras; only "
+                           "runs trained with --eval-every have one)\n")
     (empty / "checkpoints").mkdir()
     (empty / "checkpoints" / "latest.keras").write_bytes(b"PK\x03\x04 truncated zip")
     for command in ("sample", "export"):

@@ -37,6 +37,8 @@ def sample(
         from kgan.sample import check_n, write
 
         check_n(n)
+        if nrow is not None:
+            check_n(nrow, "nrow")
         if model is not None:
             select_backend("tensorflow")  # a SavedModel runs on TensorFlow
             from kgan import export

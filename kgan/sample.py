@@ -29,16 +29,15 @@ def draw(gan, n: int, seed: int, chunk: int = 256) -> np.ndarray:
                            for i in range(0, n, chunk)])
 
 
-def check_n(n: int) -> None:
+def check_n(n: int, name: str = "n") -> None:
+    """Raises `KganError` unless `n` is a positive integer (checked before any work starts)."""
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise KganError(f"`n` must be a positive integer. Received: n={n}")
+        raise KganError(f"`{name}` must be a positive integer. Received: {name}={n}")
 
 
 def write(batch: np.ndarray, out: Path | None, individual: Path | None, seed: int,
           nrow: int | None = None) -> list[Path]:
     """Writes a grid to `out` and, with `individual`, one `seed<seed>-<index>.png` per image."""
-    if nrow is not None and nrow <= 0:
-        raise KganError(f"`nrow` must be a positive integer. Received: nrow={nrow}")
     written = []
     try:
         if out is not None:

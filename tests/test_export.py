@@ -220,6 +220,9 @@ def test_bad_sample_and_export_input(trained, tmp_path):
         result = runner.invoke(app, ["sample", str(run), "--n", n])
         assert result.exit_code == 1
         assert result.stderr == f"Error: `n` must be a positive integer. Received: n={n}\n"
+    nrow = runner.invoke(app, ["sample", str(run), "--nrow", "0"])
+    assert nrow.exit_code == 1
+    assert nrow.stderr == "Error: `nrow` must be a positive integer. Received: nrow=0\n"
     empty = tmp_path / "runs" / "00000-mlp-x"
     empty.mkdir(parents=True)
     (empty / "config.json").write_text((run / "config.json").read_text())

@@ -49,9 +49,10 @@ def runs(
             err.print(f"[yellow]warning:[/] {s['name']}: {problem}", highlight=False)
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
+    """1536 -> "1.5 KB" (binary units, B to TB)."""
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"

@@ -83,7 +83,7 @@ def test_runs_lists_every_status(tmp_path, toy_npz):
 
     table = runner.invoke(app, ["runs", str(home)])
     assert table.exit_code == 0
-    for text in ("00001-mlp-toy", "interrupted", "failed", "finished", "1/3", "tensorflow"):
+    for text in ("00001-mlp-toy", "interrupted", "failed", "finished", "1/3", "tensorflow", " MB"):
         assert text in table.stdout
 
 

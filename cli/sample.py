@@ -47,10 +47,10 @@ def sample(
             batch = export.draw(version_dir, n, seed)
             out = out or Path(f"{version_dir.parent.name}-v{version_dir.name}-seed{seed}.png")
         else:
-            select_backend()
+            run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
+            select_backend(config.backend)  # seeds give the same images on the same backend
             from kgan.sample import draw_from_run
 
-            run_dir = run_dir or runs.newest(runs_dir)
             batch = draw_from_run(run_dir, n, seed, best)
             out = out or run_dir / runs.SAMPLES / f"sample-seed{seed}.png"
         for path in write(batch, out, individual, seed, nrow):

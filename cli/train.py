@@ -44,7 +44,8 @@ def train(
     jit: Annotated[bool | None, typer.Option(
         "--jit/--no-jit", help="XLA compilation.",
         show_default="on for mlp, off for dcgan")] = None,
-    backend: Annotated[str, typer.Option(help="Keras backend.")] = _D.backend,
+    backend: Annotated[str, typer.Option(
+        help="Keras backend: tensorflow, jax or torch.", envvar="KERAS_BACKEND")] = _D.backend,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
     name: Annotated[str | None, typer.Option(
         help="Run directory suffix.", show_default="<arch>-<dataset>")] = None,

@@ -14,8 +14,7 @@ from kgan.errors import KganError
 
 ARCHS = ("mlp", "dcgan")
 LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
-BACKENDS = ("tensorflow", "jax", "torch")
-TRAINING_BACKENDS = ("tensorflow",)  # backends with a train step in kgan.trainers
+BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
 
@@ -75,9 +74,6 @@ class TrainConfig:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("backend", self.backend, BACKENDS)
-        if self.backend not in TRAINING_BACKENDS:
-            raise KganError(f"Training on the {self.backend} backend is not supported yet; use "
-                            f"--backend tensorflow. Received: backend={self.backend}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
             raise KganError(f"`seed` must be an integer in [0, 2**31). Received: seed={self.seed}")
         return self

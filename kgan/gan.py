@@ -66,6 +66,8 @@ class GAN(GANTrainer, keras.Model):
         # optimizers (an unbuilt Adam would silently restart from zero on resume).
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        if hasattr(self, "threaded_optimizer"):  # JAX: fit() threads only `self.optimizer`
+            self.optimizer = self.threaded_optimizer()
 
     @property
     def metrics(self):
@@ -83,6 +85,11 @@ class GAN(GANTrainer, keras.Model):
         """`n` latent vectors from N(0, 1): from the model's SeedGenerator, or from `seed` (int)."""
         return keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None
                                    else seed)
+
+    def interpolation_weights(self, real):
+        """U(0, 1) per sample, shaped to broadcast over `real`: the gradient penalty's mix."""
+        shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
+        return keras.random.uniform(shape, seed=self.seed_generator)
 
     def call(self, z, training=False):
         return self.generator(z, training=training)

@@ -69,9 +69,9 @@ def bad_inputs(tmp_path, toy_npz):
          "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
         (["--dataset", toy_npz, "--arch", "resnet"],
          "Error: Unknown arch 'resnet'. Valid values: mlp, dcgan. Received: arch=resnet"),
-        (["--dataset", toy_npz, "--backend", "jax"],
-         "Error: Training on the jax backend is not supported yet; use --backend tensorflow. "
-         "Received: backend=jax"),
+        (["--dataset", toy_npz, "--backend", "mxnet"],
+         "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
+         "Received: backend=mxnet"),
         (["--resume", tmp_path / "notarun"], f"Error: {tmp_path}/notarun is not a kgan run "
          "(no config.json)"),
         (["--resume", tmp_path / "missing"], f"Error: Run directory not found: {tmp_path}/missing"),

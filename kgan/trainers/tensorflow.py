@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -38,8 +37,7 @@ class GANTrainer:
 
     def _gradient_penalty(self, real, fake):
         """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        alpha_shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
-        alpha = keras.random.uniform(alpha_shape, seed=self.seed_generator)
+        alpha = self.interpolation_weights(real)
         mixed = real + alpha * (fake - real)
         with tf.GradientTape() as tape:
             tape.watch(mixed)

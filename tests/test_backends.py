@@ -142,6 +142,22 @@ def test_resume_is_bit_identical(backend, toy_npz, tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
+def test_a_torch_run_can_be_sampled_and_evaluated(toy_npz, tmp_path):
+    runs = tmp_path / "runs"
+    run("torch", "-m", "kgan", "train", "--backend", "torch", "--dataset", str(toy_npz),
+        "--epochs", "1", "--batch-size", "16", "--runs-dir", str(runs), "-q", capture_output=True)
+    run_dir = runs / "00000-mlp-toy"
+    sampled = run("tensorflow", "-m", "kgan", "sample", str(run_dir), "--n", "4",
+                  capture_output=True, text=True)  # the run's own backend (torch) draws
+    assert sampled.stdout == f"{run_dir}/samples/sample-seed0.png\n"
+    env_cache = {"KGAN_CACHE": str(tmp_path / "cache")}
+    evaluated = subprocess.run([sys.executable, "-m", "kgan", "eval", str(run_dir), "--n", "64",
+                                "--json"], env={**os.environ, **env_cache}, cwd=ROOT,
+                               capture_output=True, text=True, check=True)
+    result = json.loads(evaluated.stdout)
+    assert result["fid"] >= 0 and result["step"] == 12 and result["protocol"]["n_fake"] == 64
+
+
 def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path):
     runs = tmp_path / "runs"
     run("jax", "-m", "kgan", "train", "--backend", "jax", "--dataset", str(toy_npz), "--epochs",

@@ -7,10 +7,15 @@ import os
 import re
 import sys
 import tempfile
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from kgan.errors import KganError
+
+# `--runs-dir` of the commands that default to the newest run.
+RunsDir = Annotated[Path, typer.Option(help="Where to look for the newest run.")]
 
 # What TensorFlow's C++ side prints at start-up on a machine without a GPU, before its log
 # level applies: noise to a CPU user, so the CLI drops these lines (KGAN_DEBUG=1 keeps them).

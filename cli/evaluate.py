@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import select_backend, user_errors
+from cli.common import RunsDir, select_backend, user_errors
 
 
 def evaluate(
@@ -30,8 +30,7 @@ def evaluate(
         help="Real images to compare with: test (train if the dataset has no test split) "
              "or train.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Also print JSON on stdout.")] = False,
-    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
-        "runs"),
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Measure a run (or an export) against real images; a run's result joins its metrics.jsonl."""
     from rich.console import Console

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import select_backend, user_errors
+from cli.common import RunsDir, select_backend, user_errors
 
 
 def export(
@@ -24,8 +24,7 @@ def export(
     max_batch: Annotated[int, typer.Option(
         help="Largest n the `generate` signature accepts.")] = 1024,
     out_dir: Annotated[Path, typer.Option(help="TF Serving model root.")] = Path("saved_models"),
-    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
-        "runs"),
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path."""
     with user_errors():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import select_backend, user_errors
+from cli.common import RunsDir, select_backend, user_errors
 
 
 def sample(
@@ -28,8 +28,7 @@ def sample(
              "saved_models/NAME/VERSION.")] = None,
     best: Annotated[bool, typer.Option(
         "--best", help="Sample checkpoints/best.keras (lowest FID, from --eval-every).")] = False,
-    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
-        "runs"),
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Draw images from the newest run (or RUN_DIR, or --model) and print the written paths."""
     with user_errors():

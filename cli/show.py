@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import user_errors
+from cli.common import RunsDir, user_errors
 from kgan import runs
 
 
@@ -18,16 +18,15 @@ def show(
     open_report: Annotated[bool, typer.Option(
         "--open", help="Write report.html (samples timeline, curves, config) and print its "
                        "file:// address to open in a browser.")] = False,
-    runs_dir: Annotated[Path, typer.Option(help="Where to look for the newest run.")] = Path(
-        "runs"),
+    runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Show a run: status, config, last metrics and its files."""
     from rich.console import Console
 
     with user_errors():
         run_dir, _ = runs.open_run(run_dir or runs.newest(runs_dir))
-    info = runs.summary(run_dir)
-    records, _ = runs.read_metrics(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    info, records = runs.summary(run_dir, metrics), metrics[0]
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"[bold]{run_dir}[/]  status: {info['status']}"
               + (f" ({info['status_message']})" if info["status_message"] else ""))

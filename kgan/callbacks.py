@@ -124,13 +124,12 @@ class Evaluation(_RunCallback):
         self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kgan import evaluate, sample
+        from kgan import evaluate
 
         self.last = None
         if not self.due(epoch):
             return
-        fake = images.to_uint8(sample.draw(self.model, self.n, self.seed))
-        result = self.reference.compare(evaluate.to_float(fake))
+        result = self.reference.compare(evaluate.generated(self.model, self.n, self.seed))
         self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score")
                      if key in result}
         if "coverage" in result:

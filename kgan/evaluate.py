@@ -334,6 +334,13 @@ def to_float(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
 
+def generated(gan, n: int, seed: int) -> np.ndarray:
+    """`n` images from `gan` for `seed`, quantized to uint8 as users and exports see them."""
+    from kgan import images, sample
+
+    return to_float(images.to_uint8(sample.draw(gan, n, seed)))
+
+
 def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
              dataset: str | None = None, n: int = 10000, features: str = "classifier",
              classifier_path: str | Path | None = None, seed: int = 0,
@@ -343,7 +350,7 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
 
     For a run, the result is also appended to its `metrics.jsonl` (with `"source": "eval"`).
     """
-    from kgan import images, runs, sample
+    from kgan import runs, sample
 
     sample.check_n(n)
     if sum(source is not None for source in (run_dir, model, dataset)) != 1:
@@ -354,7 +361,6 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
         version_dir = export.resolve(model)
         config = export.metadata(version_dir)["training_config"]
         dataset, image_size = config["dataset"], config["image_size"]
-        ext = extractor(features, dataset, image_size, classifier_path, on_train)
         fake = to_float(export.draw(version_dir, n, seed))
         record = {"model": str(version_dir)}
     elif run_dir is not None:
@@ -362,17 +368,16 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
 
         gan, config = load_gan(run_dir)
         dataset, image_size = config.dataset, config.image_size
-        ext = extractor(features, dataset, image_size, classifier_path, on_train)
-        fake = to_float(images.to_uint8(sample.draw(gan, n, seed)))
+        fake = generated(gan, n, seed)
         records, _ = runs.read_metrics(Path(run_dir))
         step = int(gan.g_optimizer.iterations)
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)
         record = {"epoch": epoch, "step": step, "source": "eval"}
     else:
         image_size = None
-        ext = extractor(features, dataset, image_size, classifier_path, on_train)
         fake, _ = real_images(dataset, image_size, n, "train", seed + 1)
         record = {"dataset": dataset, "images": "real train split"}
+    ext = extractor(features, dataset, image_size, classifier_path, on_train)
     result = {**record, **Reference(ext, dataset, image_size, n, real_split, seed).compare(fake)}
     if run_dir is not None:
         runs.append_metrics(Path(run_dir), result)

@@ -27,8 +27,8 @@ _IMG = '<img src="{src}" alt="{alt}" {size}onload="this.dataset.loaded=1" ' \
 
 def write(run_dir: Path) -> Path:
     """Writes `run_dir/report.html` (atomically) and returns its path."""
-    info = runs.summary(run_dir)
-    records, _ = runs.read_metrics(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    info, records = runs.summary(run_dir, metrics), metrics[0]
     config = json.loads((run_dir / runs.CONFIG).read_text())
     grids = sorted((run_dir / runs.SAMPLES).glob("epoch-*.png"))
     parts = [f"<h1>{html.escape(run_dir.name)}</h1>",

@@ -164,8 +164,11 @@ def disk_size(path: Path) -> int:
     return total
 
 
-def summary(run_dir: Path) -> dict:
-    """One run at a glance, for `kgan runs` and `kgan show` (never raises for a damaged run)."""
+def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) -> dict:
+    """One run at a glance, for `kgan runs` and `kgan show` (never raises for a damaged run).
+
+    `metrics` is `read_metrics(run_dir)` when the caller has already read them.
+    """
     try:
         config = TrainConfig.load(run_dir / CONFIG)
         settings = {k: getattr(config, k) for k in ("dataset", "arch", "loss", "backend", "epochs")}
@@ -173,7 +176,7 @@ def summary(run_dir: Path) -> dict:
     except KganError as e:
         settings = dict.fromkeys(("dataset", "arch", "loss", "backend", "epochs"))
         problems = [str(e)]
-    records, damaged = read_metrics(run_dir)
+    records, damaged = metrics or read_metrics(run_dir)
     status = read_status(run_dir)
     last = records[-1] if records else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]

@@ -185,7 +185,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
         runs.write_status(run_dir, "interrupted", "stopped by a second Ctrl-C")
         raise
     except BaseException as e:
-        runs.write_status(run_dir, "failed", str(e) or type(e).__name__)
+        runs.write_status(run_dir, "failed", first_line(e))
         raise
     runs.write_status(run_dir, result.status)
     return result

@@ -68,7 +68,8 @@ class MetricsLog(_RunCallback):
         self.start, self.steps = time.perf_counter(), 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps = batch + 1
+        # With fused steps Keras reports the last step the call could have run, not one it ran.
+        self.steps = min(batch + 1, self.params["steps"])
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
@@ -164,17 +165,34 @@ class TensorBoardLog(_RunCallback):
 
 
 class Curves(_RunCallback):
-    """Redraws `curves.png` (losses, D outputs, FID/KID when present) after every epoch."""
+    """Redraws `curves.png` (losses, D outputs, FID/KID when present) as epochs end.
 
-    def __init__(self, run_dir, guard, epochs):
+    A matplotlib redraw costs about half a second, a tenth of a short epoch: after the first
+    epoch it is redrawn at most every `interval` seconds, and once more when training ends.
+    """
+
+    def __init__(self, run_dir, guard, epochs, interval=30.0):
         super().__init__(run_dir, guard, 1, epochs)
+        self.interval = interval
+        self.drawn_at = None  # perf_counter() of the last redraw
+        self.stale = False  # an epoch ended since then
 
     def on_epoch_end(self, epoch, logs=None):
         if self.due(epoch):
-            from kgan import plots
+            self.stale = True
+            if self.drawn_at is None or time.perf_counter() - self.drawn_at >= self.interval:
+                self.draw()
 
-            plots.curves(runs.read_metrics(self.run_dir)[0], self.run_dir / runs.CURVES,
-                         title=self.run_dir.name)
+    def on_train_end(self, logs=None):
+        if self.stale:
+            self.draw()
+
+    def draw(self):
+        from kgan import plots
+
+        plots.curves(runs.read_metrics(self.run_dir)[0], self.run_dir / runs.CURVES,
+                     title=self.run_dir.name)
+        self.drawn_at, self.stale = time.perf_counter(), False
 
 
 def save_checkpoint(model, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
@@ -224,10 +242,11 @@ class RichProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        rate = (batch + 1) * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
+        done = min(batch + 1, self.params["steps"])  # fused steps: see MetricsLog
+        rate = done * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
         d_loss, g_loss = float(logs.get("d_loss", 0)), float(logs.get("g_loss", 0))
         stats = f"d_loss {d_loss:.4f}  g_loss {g_loss:.4f}"
-        self.progress.update(self.step_task, completed=batch + 1,
+        self.progress.update(self.step_task, completed=done,
                              stats=f"{stats}  {rate:,.0f} img/s")
 
     def on_epoch_end(self, epoch, logs=None):

@@ -25,8 +25,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def config(npz, **overrides):
+    # One step per call, so that callbacks can act after any step (fused steps: see below).
     return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
-                          **overrides})
+                          "steps_per_execution": 1, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,22 @@ def test_report_renders_in_headless_chromium(finished, tmp_path):
     assert len(images) == 3  # curves + 2 sample grids
     assert all('data-loaded="1"' in img and "data-failed" not in img for img in images), dom
     assert 'src="samples/epoch-0001.png"' in dom and 'src="curves.png"' in dom
+
+
+def test_curves_redraw_at_most_every_interval_and_at_the_end(finished, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    (run_dir / "curves.png").unlink()
+    from kgan import callbacks
+
+    curves = callbacks.Curves(run_dir, callbacks.StopGuard(), epochs=3, interval=3600)
+    curves.on_epoch_end(0)  # the first epoch is always drawn
+    assert (run_dir / "curves.png").exists()
+    (run_dir / "curves.png").unlink()
+    curves.on_epoch_end(1)  # within the interval: skipped...
+    assert not (run_dir / "curves.png").exists()
+    curves.on_train_end()  # ...but drawn when training ends
+    assert (run_dir / "curves.png").exists()
+    (run_dir / "curves.png").unlink()
+    curves.on_train_end()  # nothing new since: no redraw
+    assert not (run_dir / "curves.png").exists()

@@ -38,6 +38,7 @@ class TrainConfig:
     gp_weight: float = 10.0  # wgan-gp: gradient penalty weight
     seed: int = 0  # seeds weights, data order, training noise and the sample grid
     jit: bool | None = None  # XLA compilation; None = on where it is measured faster
+    steps_per_execution: int | None = None  # steps fused per call (TF); None = measured best
     sample_every: int = 1  # write samples/epoch-NNNN.png every this many epochs
     checkpoint_every: int = 1  # write checkpoints/latest.keras every this many epochs
     tensorboard: bool = True  # write TensorBoard event files (scalars + sample grid) per epoch
@@ -57,7 +58,7 @@ class TrainConfig:
             _check_positive_int(name, getattr(self, name))
         _check_positive_int("eval_n", self.eval_n)
         _check_choice("eval_features", self.eval_features, ("classifier", "inception"))
-        for name in ("steps_per_epoch", "image_size", "eval_every"):
+        for name in ("steps_per_epoch", "image_size", "eval_every", "steps_per_execution"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
         if self.image_size is not None and self.image_size < 4:
@@ -74,6 +75,10 @@ class TrainConfig:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("backend", self.backend, BACKENDS)
+        if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
+            raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
+                            f"Received: steps_per_execution={self.steps_per_execution}, "
+                            f"backend={self.backend}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
             raise KganError(f"`seed` must be an integer in [0, 2**31). Received: seed={self.seed}")
         return self

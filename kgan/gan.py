@@ -125,6 +125,7 @@ class GAN(GANTrainer, keras.Model):
             "d_steps": self.d_steps,
             "gp_weight": self.gp_weight,
             "jit_compile": self.jit_compile,
+            "steps_per_execution": self.steps_per_execution,
         }
 
     def compile_from_config(self, config):

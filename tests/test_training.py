@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import zipfile
 
 import keras
 import numpy as np
@@ -13,8 +14,9 @@ from kgan.errors import KganError
 
 
 def config(npz, **overrides):
+    # One step per call, so that callbacks can act after any step (fused steps: see below).
     return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
-                          **overrides})
+                          "steps_per_execution": 1, **overrides})
 
 
 def full_state(run_dir):
@@ -96,6 +98,19 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(toy_npz, tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
 
 
+def test_fused_steps_stop_at_epoch_ends_and_resume_bit_identically(toy_npz, tmp_path):
+    # 12 steps per epoch in calls of 5 (5, 5, 2 per epoch): a Ctrl-C after step 17 lets the
+    # call in flight (steps 18-22) finish, and the resumed run's first call is 2 steps long.
+    fused = config(toy_npz, epochs=3, steps_per_execution=5)
+    straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
+    cut = lib.train(fused, runs_dir=tmp_path / "b", callbacks=[At(17, ctrl_c)])
+    assert (cut.status, cut.step, cut.epoch) == ("interrupted", 22, 1)
+    assert lib.resume(cut.run_dir).step == 36
+    assert_same_state(straight, cut.run_dir)  # same batches, same math as one step per call
+    lines = [json.loads(line) for line in (cut.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["step"]) for r in lines] == [(1, 12), (2, 24), (3, 36)]
+
+
 def test_resume_extends_a_finished_run_bit_identically(toy_npz, tmp_path):
     straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
     short = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path / "b").run_dir
@@ -127,6 +142,16 @@ def test_corrupt_checkpoint(toy_npz, tmp_path):
     run = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path).run_dir
     (run / "checkpoints" / "latest.keras").write_bytes(b"garbage")
     with pytest.raises(KganError, match=r"^Cannot load checkpoint .*latest\.keras: "):
+        lib.resume(run)
+
+
+def test_checkpoint_too_big_for_its_model_is_not_unpacked(toy_npz, tmp_path):
+    run = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path).run_dir
+    with zipfile.ZipFile(run / "checkpoints" / "latest.keras", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("model.weights.h5", bytes(64 * 2**20))  # 64 MiB of zeros, 64 KiB zipped
+    with pytest.raises(KganError, match=r"^Cannot load checkpoint .*latest\.keras: its "
+                       r"model\.weights\.h5 has 67108864 bytes, more than this model's weights "
+                       r"could take \(\d+\)$"):
         lib.resume(run)
 
 

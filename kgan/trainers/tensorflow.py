@@ -10,6 +10,38 @@ from keras import ops
 class GANTrainer:
     """Mixed into `kgan.GAN` on the TensorFlow backend (the Keras trainer picks the rest)."""
 
+    epoch_steps = None  # steps per epoch, set by kgan's training loop for fused steps
+
+    def make_train_function(self, force=False):
+        """Keras' fused multi-step function (`steps_per_execution`), cut at epoch ends.
+
+        Keras runs `steps_per_execution` steps per call, so an epoch whose length is not a
+        multiple of it would run into the next epoch's batches (and a resumed run would see
+        other batches than an uninterrupted one). Here each call runs at most the steps left in
+        the epoch, from one function traced per distinct count (two in a run, four if resumed).
+        """
+        fused = self.steps_per_execution
+        if fused == 1 or not self.epoch_steps or not hasattr(self, "_make_function"):
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        functions = {}
+
+        def train_function(iterator):
+            done = int(self.g_optimizer.iterations) % self.epoch_steps
+            steps = min(fused, self.epoch_steps - done)
+            # Keras reads `steps_per_execution` when it traces: at the first call of each one.
+            self.steps_per_execution = steps
+            try:
+                if steps not in functions:
+                    functions[steps] = self._make_function(self.train_step)
+                return functions[steps](iterator)
+            finally:
+                self.steps_per_execution = fused
+
+        self.train_function = train_function
+        return train_function
+
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = tf.shape(real)[0]

@@ -20,8 +20,9 @@ WATCHED = ("d_loss", "g_loss")
 class StopGuard(keras.callbacks.Callback):
     """Stops training after the current step on request (Ctrl-C) or on a NaN/inf loss.
 
-    `reason` says why training stopped early (`None` if it did not); callbacks after this one
-    skip the epoch that was cut short, so no partial epoch is logged and no NaN is saved.
+    `reason` says why an epoch was cut short (`None` if none was); callbacks after this one
+    skip that epoch, so no partial epoch is logged and no NaN is saved. A request that lands
+    on an epoch's last step (likely with fused steps) stops after that epoch, logged as usual.
     """
 
     def __init__(self):
@@ -41,7 +42,8 @@ class StopGuard(keras.callbacks.Callback):
                 self.model.stop_training = True
                 return
         if self.requested:
-            self.reason = "interrupted"
+            if batch + 1 < self.params["steps"]:  # fused steps report their call's last step
+                self.reason = "interrupted"
             self.model.stop_training = True
 
 

@@ -217,7 +217,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
             if step:  # finish the epoch an interruption cut short, then the rest
                 fit(epoch, epoch + 1, step)
                 epoch += guard.reason is None
-            if guard.reason is None and epoch < config.epochs:
+            if not guard.requested and guard.reason is None and epoch < config.epochs:
                 fit(epoch, config.epochs, 0)
         result = _outcome(gan, guard, run_dir, steps_per_epoch, config.epochs)
     except KeyboardInterrupt:
@@ -233,14 +233,14 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
 def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
              epochs: int) -> TrainResult:
     steps = int(gan.g_optimizer.iterations)
-    if guard.reason == "interrupted":
-        kcb.save_checkpoint(gan, run_dir)
-        return TrainResult(run_dir, "interrupted", steps // steps_per_epoch, steps)
-    if guard.reason is not None:
+    if guard.reason not in (None, "interrupted"):
         kept = run_dir / runs.CHECKPOINT
         kept = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was kept"
         raise KganError(f"Training stopped at step {steps}: {guard.reason}; {kept}. "
                         "Try a lower --lr or another --loss.")
+    if guard.requested and steps < epochs * steps_per_epoch:  # Ctrl-C before the last step
+        kcb.save_checkpoint(gan, run_dir)
+        return TrainResult(run_dir, "interrupted", steps // steps_per_epoch, steps)
     return TrainResult(run_dir, "finished", epochs, steps)
 
 

@@ -111,6 +111,20 @@ def test_fused_steps_stop_at_epoch_ends_and_resume_bit_identically(toy_npz, tmp_
     assert [(r["epoch"], r["step"]) for r in lines] == [(1, 12), (2, 24), (3, 36)]
 
 
+def test_ctrl_c_on_an_epochs_last_step_logs_that_epoch(toy_npz, tmp_path):
+    # One call per 12-step epoch: the Ctrl-C after step 12 stops at the end of epoch 2.
+    cut = lib.train(config(toy_npz, epochs=3, steps_per_execution=12), runs_dir=tmp_path,
+                    callbacks=[At(12, ctrl_c)])
+    assert (cut.status, cut.step, cut.epoch) == ("interrupted", 24, 2)
+
+    def epochs():
+        return [json.loads(line)["epoch"]
+                for line in (cut.run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert epochs() == [1, 2]
+    assert lib.resume(cut.run_dir).status == "finished" and epochs() == [1, 2, 3]
+
+
 def test_resume_extends_a_finished_run_bit_identically(toy_npz, tmp_path):
     straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
     short = lib.train(config(toy_npz, epochs=1), runs_dir=tmp_path / "b").run_dir

@@ -1,0 +1,420 @@
+"""Training speed of kgan against the usual ways to train the same GAN, side by side.
+
+    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup] [--steps N] [--reps 3]
+
+Every row runs in its own process, one after another, on the same machine, with the same
+data (Fashion-MNIST from the Debian package), the same architecture and the same batch size:
+
+- `torch_reference`: a plain PyTorch loop of the classic MLP GAN (Linear/LeakyReLU/Tanh G,
+  Linear/LeakyReLU/Sigmoid D, BCELoss, Adam 2e-4 (0.5, 0.999), one D update on a real and a
+  detached fake batch, then one G update on fresh noise);
+- `keras_io`: a keras.io-style `train_step` (GradientTape, no XLA) of kgan's models under `fit`;
+- `kgan_<backend>`: `kgan.training.train` with its defaults (input pipeline, checkpoints,
+  sample grids, TensorBoard, metrics), on each backend;
+- `kgan_tensorflow_in_memory`: kgan's compiled TensorFlow step under `fit` on one batch already
+  in memory, without its input pipeline or callbacks: what those cost.
+
+Each row trains `reps + 1` epochs of `--steps` steps and reports the median of the last `reps`
+(the first pays for compilation), from the start of an epoch to the end of its last callback.
+Prints one JSON object: steps/s, images/s, the ratio to the row's baseline, peak RSS, and the
+model FLOP/s achieved against the matmul peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ARCHS = {"mlp": 64, "dcgan": 128}  # architecture -> batch size
+# Steps per timed epoch: a whole Fashion-MNIST epoch for the MLP (what a run pays for its
+# per-epoch checkpoint and grids), about 12 s of the much slower DCGAN.
+STEPS = {"mlp": 60000 // 64, "dcgan": 30}
+BASELINE = {"mlp": "torch_reference", "dcgan": "keras_io"}
+ROWS = {
+    "mlp": ["torch_reference", "keras_io", "kgan_tensorflow", "kgan_tensorflow_in_memory",
+            "kgan_jax", "kgan_torch"],
+    "dcgan": ["keras_io", "kgan_tensorflow", "kgan_tensorflow_in_memory", "kgan_jax",
+              "kgan_torch"],
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers: each runs in a fresh process and prints {"epoch_seconds": [...]} (or the peak).
+
+
+def _fashion_mnist():
+    from kgan import data
+
+    return data.load("fashion_mnist").x
+
+
+def _config(arch: str, args, backend: str = "tensorflow"):
+    from kgan.config import TrainConfig
+
+    return TrainConfig(dataset="fashion_mnist", arch=arch, batch_size=ARCHS[arch],
+                       epochs=args.reps + 1, steps_per_epoch=args.steps, backend=backend)
+
+
+def matmul_peak(args) -> dict:
+    """GFLOP/s of a large float32 matmul in TensorFlow: what this CPU can do at best."""
+    import tensorflow as tf
+
+    n = 2048
+    a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    matmul(a, b).numpy()
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(5):
+            matmul(a, b).numpy()
+        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - start))
+    return {"gflops": best / 1e9}
+
+
+def torch_reference(args) -> dict:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(_fashion_mnist().reshape(-1, 784))
+    batch = ARCHS["mlp"]
+    generator = nn.Sequential(
+        nn.Linear(100, 256), nn.LeakyReLU(0.2), nn.Linear(256, 512), nn.LeakyReLU(0.2),
+        nn.Linear(512, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 784), nn.Tanh())
+    discriminator = nn.Sequential(
+        nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256), nn.LeakyReLU(0.2),
+        nn.Linear(256, 1), nn.Sigmoid())
+    loss = nn.BCELoss()
+    g_opt = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    seconds = []
+    for _ in range(args.reps + 1):
+        order = torch.randperm(len(x))
+        start = time.perf_counter()
+        for step in range(args.steps):
+            real = x[order[step * batch:(step + 1) * batch]]
+            fake = generator(torch.randn(batch, 100))
+            d_opt.zero_grad()
+            d_loss = (loss(discriminator(real), ones)
+                      + loss(discriminator(fake.detach()), zeros)) / 2
+            d_loss.backward()
+            d_opt.step()
+            g_opt.zero_grad()
+            g_loss = loss(discriminator(generator(torch.randn(batch, 100))), ones)
+            g_loss.backward()
+            g_opt.step()
+        float(g_loss)
+        seconds.append(time.perf_counter() - start)
+    return {"epoch_seconds": seconds}
+
+
+def keras_io(args) -> dict:
+    """The keras.io GAN example's `train_step`, on kgan's models and a `tf.data` pipeline."""
+    import keras
+    import tensorflow as tf
+
+    from kgan import models
+
+    arch = args.arch
+    config = _config(arch, args)
+    config.image_shape = (28, 28, 1)
+    keras.utils.set_random_seed(0)
+
+    class KerasIoGAN(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.generator = models.generator(config)
+            self.discriminator = models.discriminator(config)
+            self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+            self.seed_generator = keras.random.SeedGenerator(0)
+
+        def compile(self):
+            super().compile(jit_compile=False)
+            self.d_optimizer = keras.optimizers.Adam(2e-4, 0.5)
+            self.g_optimizer = keras.optimizers.Adam(2e-4, 0.5)
+
+        def train_step(self, real):
+            batch = tf.shape(real)[0]
+            noise = keras.random.normal((batch, 100), seed=self.seed_generator)
+            fake = self.generator(noise, training=True)
+            with tf.GradientTape() as tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(fake, training=True)
+                d_loss = (self.bce(tf.ones_like(real_logits), real_logits)
+                          + self.bce(tf.zeros_like(fake_logits), fake_logits)) / 2
+            d_vars = self.discriminator.trainable_weights
+            self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+            noise = keras.random.normal((batch, 100), seed=self.seed_generator)
+            with tf.GradientTape() as tape:
+                logits = self.discriminator(self.generator(noise, training=True), training=True)
+                g_loss = self.bce(tf.ones_like(logits), logits)
+            g_vars = self.generator.trainable_weights
+            self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+            return {"d_loss": d_loss, "g_loss": g_loss}
+
+    gan = KerasIoGAN()
+    gan.compile()
+    dataset = (tf.data.Dataset.from_tensor_slices(_fashion_mnist()).shuffle(1024)
+               .batch(ARCHS[arch], drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE))
+    timer = EpochTimer()
+    gan.fit(dataset, epochs=args.reps + 1, steps_per_epoch=args.steps, callbacks=[timer],
+            verbose=0)
+    return {"epoch_seconds": timer.seconds}
+
+
+class EpochTimer:
+    """A Keras callback (made lazily, once Keras is loaded) timing each epoch to its end."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            seconds: list = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self.start)
+
+        return Timer()
+
+
+def kgan_train(args) -> dict:
+    backend = args.row.removeprefix("kgan_")
+    os.environ["KERAS_BACKEND"] = backend
+    from kgan import training
+
+    timer = EpochTimer()
+    with tempfile.TemporaryDirectory() as runs_dir:
+        training.train(_config(args.arch, args, backend), runs_dir=runs_dir, callbacks=[timer])
+    return {"epoch_seconds": timer.seconds}
+
+
+def kgan_in_memory(args) -> dict:
+    """kgan's own compiled step, run by `fit` as kgan runs it (XLA and fused steps as chosen
+    for the architecture), on one batch already in memory: no input pipeline, no callbacks."""
+    import tensorflow as tf
+
+    from kgan import training
+
+    config = _config(args.arch, args)
+    config.image_shape = (28, 28, 1)
+    gan = training.build_gan(config)
+    gan.epoch_steps = args.steps
+    batch = tf.data.Dataset.from_tensors((_fashion_mnist()[: config.batch_size],)).repeat()
+    timer = EpochTimer()
+    gan.fit(batch, epochs=args.reps + 1, steps_per_epoch=args.steps, callbacks=[timer],
+            verbose=0)
+    return {"epoch_seconds": timer.seconds}
+
+
+def model_flops(args) -> dict:
+    """Multiply-add FLOPs of one forward pass per image, of G and of D (dense and conv layers).
+
+    A training step is counted as 4 G passes (forward for D's fake batch, forward and backward
+    for G's update) and 8 D passes (forward and backward on the real and fake batches, then
+    forward and input-gradient for G's update); a backward pass costs two forwards.
+    """
+    import math
+
+    from keras import layers
+
+    from kgan import models
+
+    config = _config(args.arch, args)
+    config.image_shape = (28, 28, 1)
+
+    def flops(model):
+        total = 0
+        for layer in model.layers:
+            if isinstance(layer, (layers.Dense, layers.Conv2D, layers.Conv2DTranspose)):
+                kernel = math.prod(layer.kernel.shape)
+                # A dense kernel meets each image once, a conv kernel each output pixel, a
+                # transposed conv kernel each input pixel.
+                pixels = {layers.Dense: 1, layers.Conv2D: math.prod(layer.output.shape[1:3]),
+                          layers.Conv2DTranspose: math.prod(layer.input.shape[1:3])}
+                total += 2 * kernel * pixels[type(layer)]
+        return total
+
+    return {"g": flops(models.generator(config)), "d": flops(models.discriminator(config))}
+
+
+def conv_kernels(args) -> dict:
+    """GFLOP/s of the DCGAN's two big layers alone (forward + both backward passes, TF, batch
+    256 as D sees real and fake): the ceiling that any step built from these kernels meets."""
+    import keras
+    import tensorflow as tf
+
+    batch = 2 * ARCHS["dcgan"]
+    cases = {"d_conv_64_128": (keras.layers.Conv2D(128, 4, strides=2, padding="same"),
+                               (batch, 14, 14, 64), 2 * 7 * 7 * 16 * 64 * 128),
+             "g_conv_transpose_128_64": (
+                 keras.layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
+                 (batch, 7, 7, 128), 2 * 7 * 7 * 16 * 128 * 64)}
+    result = {}
+    for name, (layer, shape, flops) in cases.items():
+        x = tf.random.normal(shape)
+        layer.build(shape)
+
+        @tf.function
+        def step(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.reduce_sum(layer(x))
+            return tape.gradient(y, [x, *layer.trainable_variables])
+
+        step(x)
+        start = time.perf_counter()
+        for _ in range(20):
+            grads = step(x)
+        float(tf.reduce_sum(grads[0]))
+        result[name] = round(20 * 3 * flops * batch / (time.perf_counter() - start) / 1e9, 1)
+    return result
+
+
+WORKERS = {"matmul_peak": matmul_peak, "torch_reference": torch_reference,
+           "keras_io": keras_io, "kgan_tensorflow_in_memory": kgan_in_memory,
+           "model_flops": model_flops, "conv_kernels": conv_kernels}
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver.
+
+
+def _env() -> dict:
+    # Each row runs alone, so torch keeps its default OpenMP spinning (faster here than the
+    # OMP_WAIT_POLICY=PASSIVE the tests use to share cores).
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+
+
+def run_worker(row: str, arch: str, steps: int, reps: int) -> dict:
+    """Runs one row in a fresh process; adds its peak RSS (from wait4) to the worker's output."""
+    with tempfile.TemporaryFile("w+") as out:
+        command = [sys.executable, __file__, "--worker", row, "--arch", arch,
+                   "--steps", str(steps), "--reps", str(reps)]
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True,
+                                   env=_env())
+        stderr = process.stderr.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            sys.exit(f"{row} ({arch}) failed:\n{stderr[-3000:]}")
+        out.seek(0)
+        result = json.loads(out.read().splitlines()[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024)  # Linux reports KiB
+    return result
+
+
+def _seconds(command: list[str], repeat: int = 3) -> float:
+    """Best wall time of `command` (a fresh process each time)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=_env())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def startup() -> dict:
+    """Seconds of `kgan --help`, and of `kgan sample --n 64` beyond importing the framework."""
+    kgan = [sys.executable, "-m", "kgan"]
+    with tempfile.TemporaryDirectory() as runs_dir:
+        subprocess.run([*kgan, "train", "--dataset", "fashion_mnist", "--epochs", "1",
+                        "--steps-per-epoch", "5", "--runs-dir", runs_dir, "--quiet"],
+                       check=True, capture_output=True, env=_env())
+        sample = _seconds([*kgan, "sample", "--n", "64", "--runs-dir", runs_dir])
+    framework = _seconds([sys.executable, "-c", "import tensorflow, keras"])
+    return {"help_seconds": round(_seconds([*kgan, "--help"]), 3),
+            "sample_64_seconds": round(sample, 2),
+            "framework_import_seconds": round(framework, 2),
+            "sample_64_beyond_import_seconds": round(sample - framework, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, help="steps per timed epoch (default: per arch)")
+    parser.add_argument("--reps", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--only", choices=(*ARCHS, "startup"), help="one section only")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--arch", default="mlp", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.row = args.worker
+        worker = WORKERS.get(args.worker, kgan_train)
+        print(json.dumps(worker(args)))
+        return
+
+    report = {"benchmark": "GAN training steps/s, Fashion-MNIST 28x28",
+              "cpu_count": os.cpu_count(), "timed_epochs": args.reps}
+    if args.only in (None, "startup"):
+        report["startup"] = startup()
+    if args.only == "startup":
+        print(json.dumps(report, indent=2))
+        return
+    peak = run_worker("matmul_peak", "mlp", 0, 0)["gflops"]
+    report["matmul_peak_gflops"] = round(peak, 1)
+    for arch, batch in ARCHS.items():
+        if args.only and arch != args.only:
+            continue
+        steps = args.steps or STEPS[arch]
+        flops = run_worker("model_flops", arch, 0, 0)
+        step_flops = batch * (4 * flops["g"] + 8 * flops["d"])
+        rows = {}
+        for row in ROWS[arch]:
+            result = run_worker(row, arch, steps, args.reps)
+            seconds = statistics.median(result["epoch_seconds"][1:])
+            rate = steps / seconds
+            rows[row] = {"steps_per_sec": round(rate, 1), "images_per_sec": round(rate * batch),
+                         "gflops": round(rate * step_flops / 1e9, 2),
+                         "peak_fraction": round(rate * step_flops / 1e9 / peak, 3),
+                         "peak_rss_mb": result["peak_rss_mb"]}
+            print(f"{arch} {row}: {rows[row]}", file=sys.stderr)
+        base = rows[BASELINE[arch]]["steps_per_sec"]
+        for values in rows.values():
+            values["ratio"] = round(values["steps_per_sec"] / base, 2)
+        in_memory = rows["kgan_tensorflow_in_memory"]["steps_per_sec"]
+        report[arch] = {
+            "batch_size": batch, "steps_per_epoch": steps, "baseline": BASELINE[arch],
+            "step_gflop": round(step_flops / 1e9, 3), "rows": rows,
+            "input_pipeline_cost": round(1 - rows["kgan_tensorflow"]["steps_per_sec"] / in_memory,
+                                         3),
+        }
+    if "dcgan" in report:
+        kernels = run_worker("conv_kernels", "dcgan", 0, 0)
+        kernels.pop("peak_rss_mb")
+        report["dcgan"]["conv_kernel_gflops"] = kernels
+    report["targets"] = targets(report)
+    print(json.dumps(report, indent=2))
+
+
+def targets(report: dict) -> dict:
+    """Issue #8's targets, as ratios measured in this one run."""
+
+    def fastest(arch):  # ratio of kgan's fastest backend
+        return max(v["ratio"] for k, v in report[arch]["rows"].items()
+                   if k.startswith("kgan_") and not k.endswith("in_memory"))
+
+    checks = {}
+    if "mlp" in report:
+        checks["mlp: kgan_tensorflow / torch_reference >= 2.0"] = report["mlp"]["rows"][
+            "kgan_tensorflow"]["ratio"]
+        checks["mlp: fastest kgan backend / torch_reference >= 3.0"] = fastest("mlp")
+        checks["mlp: input pipeline and callbacks cost < 0.05"] = report["mlp"][
+            "input_pipeline_cost"]
+    if "dcgan" in report:
+        checks["dcgan: fastest kgan backend / keras_io >= 1.3"] = fastest("dcgan")
+    return {name: {"value": value, "met": value < 0.05 if "<" in name
+                   else value >= float(name.rsplit(" ", 1)[1])}
+            for name, value in checks.items()}
+
+if __name__ == "__main__":
+    main()

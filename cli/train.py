@@ -47,6 +47,9 @@ def train(
     steps_per_execution: Annotated[int | None, typer.Option(
         help="Training steps fused into one TensorFlow call (fewer progress updates).",
         show_default="16 for mlp on tensorflow, else 1")] = None,
+    strategy: Annotated[str, typer.Option(
+        help="Devices: auto (TPU, else all GPUs mirrored, else one device), default (one "
+             "device), mirrored, multiworker (reads TF_CONFIG) or tpu.")] = _D.strategy,
     backend: Annotated[str, typer.Option(
         help="Keras backend: tensorflow, jax or torch.", envvar="KERAS_BACKEND")] = _D.backend,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
@@ -87,6 +90,7 @@ def train(
                 jit=jit, steps_per_execution=steps_per_execution, sample_every=sample_every,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard, eval_every=eval_every, eval_n=eval_n, backend=backend,
+                strategy=strategy,
             ).validate()
         select_backend(config.backend)
         from kgan import training

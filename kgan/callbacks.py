@@ -77,7 +77,7 @@ class MetricsLog(_RunCallback):
         if not self.due(epoch):
             return
         seconds = time.perf_counter() - self.start
-        record = {"epoch": epoch + 1, "step": int(self.model.g_optimizer.iterations)}
+        record = {"epoch": epoch + 1, "step": self.model.steps}
         record.update({k: float(v) for k, v in (logs or {}).items()})
         record["seconds"] = round(seconds, 3)
         record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)

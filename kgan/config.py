@@ -15,6 +15,7 @@ from kgan.errors import KganError
 ARCHS = ("mlp", "dcgan")
 LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     eval_n: int = 2000  # generated (and real) images per evaluation during training
     eval_features: str = "classifier"  # feature space of those evaluations
     backend: str = "tensorflow"  # Keras backend that trains the run
+    strategy: str = "auto"  # devices to train on, one of STRATEGIES (kgan.distribute)
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)
@@ -75,6 +77,12 @@ class TrainConfig:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("backend", self.backend, BACKENDS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        needs = {"mirrored": ("tensorflow", "jax"), "multiworker": ("tensorflow",),
+                 "tpu": ("tensorflow",)}.get(self.strategy, BACKENDS)
+        if self.backend not in needs:
+            raise KganError(f"--strategy {self.strategy} needs the {' or '.join(needs)} backend. "
+                            f"Received: strategy={self.strategy}, backend={self.backend}")
         if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "

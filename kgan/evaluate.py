@@ -370,7 +370,7 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
         dataset, image_size = config.dataset, config.image_size
         fake = generated(gan, n, seed)
         records, _ = runs.read_metrics(Path(run_dir))
-        step = int(gan.g_optimizer.iterations)
+        step = gan.steps
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)
         record = {"epoch": epoch, "step": step, "source": "eval"}
     else:

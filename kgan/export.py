@@ -85,7 +85,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "name": name, "version": version, "latent_dim": config.latent_dim,
             "image_shape": list(config.image_shape), "dataset": config.dataset,
             "max_batch": max_batch, "signatures": list(SIGNATURES),
-            "step": int(gan.g_optimizer.iterations), "run_dir": str(run_dir.resolve()),
+            "step": gan.steps, "run_dir": str(run_dir.resolve()),
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }

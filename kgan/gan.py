@@ -70,6 +70,11 @@ class GAN(GANTrainer, keras.Model):
             self.optimizer = self.threaded_optimizer()
 
     @property
+    def steps(self) -> int:
+        """Generator updates trained so far (also under a distribution strategy)."""
+        return int(ops.convert_to_numpy(self.g_optimizer.iterations))
+
+    @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
@@ -86,10 +91,10 @@ class GAN(GANTrainer, keras.Model):
         return keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None
                                    else seed)
 
-    def interpolation_weights(self, real):
-        """U(0, 1) per sample, shaped to broadcast over `real`: the gradient penalty's mix."""
-        shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
-        return keras.random.uniform(shape, seed=self.seed_generator)
+    def interpolation_weights(self, n, ndim=4):
+        """U(0, 1) for `n` samples, shaped to broadcast over a batch of rank `ndim`: the
+        gradient penalty's mix of real and fake."""
+        return keras.random.uniform((n,) + (1,) * (ndim - 1), seed=self.seed_generator)
 
     def call(self, z, training=False):
         return self.generator(z, training=training)

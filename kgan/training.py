@@ -16,7 +16,7 @@ import keras
 
 from kgan import callbacks as kcb
 from kgan import data as data_lib
-from kgan import models, runs
+from kgan import distribute, models, runs
 from kgan.config import TrainConfig
 from kgan.errors import KganError, first_line
 from kgan.gan import GAN
@@ -29,9 +29,11 @@ JIT_DEFAULT = {"mlp": True, "dcgan": False}
 WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a `.keras` file
 
 
-def jit_compile(config: TrainConfig) -> bool:
+def jit_compile(config: TrainConfig, replicas: int = 1) -> bool:
     if config.jit is not None:
         return config.jit
+    if config.backend == "tensorflow" and replicas > 1:
+        return False  # Keras' XLA step failed under MirroredStrategy (TF 2.21)
     return {"jax": True, "torch": False}.get(config.backend, JIT_DEFAULT[config.arch])
 
 
@@ -41,9 +43,11 @@ def jit_compile(config: TrainConfig) -> bool:
 FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1}
 
 
-def steps_per_execution(config: TrainConfig) -> int:
+def steps_per_execution(config: TrainConfig, replicas: int = 1) -> int:
     if config.steps_per_execution is not None:
         return config.steps_per_execution
+    if replicas > 1:
+        return 1  # Keras' multi-step loop failed to run under MirroredStrategy (TF 2.21)
     return FUSED_STEPS_DEFAULT[config.arch] if config.backend == "tensorflow" else 1
 
 
@@ -55,21 +59,29 @@ class TrainResult:
     step: int  # generator steps done in all
 
 
-def build_gan(config: TrainConfig) -> GAN:
-    """Builds and compiles the GAN that `config` describes (seeded, so weights are reproducible)."""
+def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
+    """Builds and compiles the GAN that `config` describes (seeded, so weights are reproducible).
+
+    With `distributed`, on the devices of `config.strategy`: models and both optimizers are
+    made inside its scope. Otherwise on one device (sampling, evaluation and export).
+    """
+    replicas = distribute.replicas(config) if distributed else 1  # before any TF op
     keras.utils.set_random_seed(config.seed)
-    gan = GAN(models.generator(config), models.discriminator(config), config.latent_dim,
-              seed=config.seed)
-    gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
-        g_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
-        loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
-        jit_compile=jit_compile(config), steps_per_execution=steps_per_execution(config),
-    )
+    with distribute.scope(config) if distributed else contextlib.nullcontext():
+        gan = GAN(models.generator(config), models.discriminator(config), config.latent_dim,
+                  seed=config.seed)
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
+            g_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
+            loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
+            jit_compile=jit_compile(config, replicas),
+            steps_per_execution=steps_per_execution(config, replicas),
+        )
     return gan
 
 
-def load_gan(run_dir: str | Path, best: bool = False) -> tuple[GAN, TrainConfig]:
+def load_gan(run_dir: str | Path, best: bool = False,
+             distributed: bool = False) -> tuple[GAN, TrainConfig]:
     """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
     (with `best`, the lowest-FID one that `--eval-every` keeps).
 
@@ -78,7 +90,7 @@ def load_gan(run_dir: str | Path, best: bool = False) -> tuple[GAN, TrainConfig]
     """
     run_dir, config = runs.open_run(run_dir)
     path = runs.checkpoint(run_dir, best)
-    gan = build_gan(config)
+    gan = build_gan(config, distributed)
     try:
         _load_weights(gan, path)
     except Exception as e:
@@ -130,9 +142,11 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     config.image_shape, config.num_classes = data.image_shape, data.num_classes
     models.check_image_shape(config)
     _steps_per_epoch(config, len(data.x))
+    gan = build_gan(config, distributed=True)  # first: a multi-worker strategy must come first
     reference = _reference(config, notify)
-    gan = build_gan(config)
-    run_dir = runs.create(runs_dir, config, data.name, name)
+    suffix = distribute.worker_suffix(config)
+    run_dir = runs.create(runs_dir, config, data.name,
+                          (name or f"{config.arch}-{data.name}") + suffix if suffix else name)
     try:
         return _fit(gan, config, data.x, run_dir, callbacks or [], reference)
     except BaseException:
@@ -148,7 +162,7 @@ def resume(run_dir: str | Path, epochs: int | None = None,
     Weights, both optimizers' state, the noise generator's state and the data order continue
     exactly: an interrupted and resumed run ends bit-identical to one that was not.
     """
-    gan, config = load_gan(run_dir)
+    gan, config = load_gan(run_dir, distributed=True)
     run_dir = Path(run_dir)
     if epochs is not None:
         config.epochs = epochs
@@ -189,7 +203,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
          reference=None) -> TrainResult:
     steps_per_epoch = _steps_per_epoch(config, len(x))
     gan.epoch_steps = steps_per_epoch  # fused steps stop at epoch ends
-    epoch, step = divmod(int(gan.g_optimizer.iterations), steps_per_epoch)
+    epoch, step = divmod(gan.steps, steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
     guard = kcb.StopGuard()
     evaluation = [kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs, reference,
@@ -232,7 +246,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
 
 def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
              epochs: int) -> TrainResult:
-    steps = int(gan.g_optimizer.iterations)
+    steps = gan.steps
     if guard.reason not in (None, "interrupted"):
         kept = run_dir / runs.CHECKPOINT
         kept = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was kept"

@@ -45,7 +45,7 @@ for loss in sys.argv[3].split(","):
         return keras.ops.convert_to_tensor(noise[(len(calls) - 1) % 2])
 
     gan.sample_noise = sample_noise
-    gan.interpolation_weights = lambda real: keras.ops.convert_to_tensor(given["alpha"])
+    gan.interpolation_weights = lambda n, ndim: keras.ops.convert_to_tensor(given["alpha"])
     logs = gan.train_on_batch(given["real"], return_dict=True)
     for i, variable in enumerate(weights):
         out[f"{loss}/w{i}"] = keras.ops.convert_to_numpy(variable)
@@ -108,7 +108,7 @@ class CtrlC(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()  # JAX keeps the state outside the variables mid-epoch
-        if int(self.model.g_optimizer.iterations) == 17:
+        if self.model.steps == 17:
             os.kill(os.getpid(), signal.SIGINT)
 
 print(lib.train(config, runs_dir=runs).run_dir)

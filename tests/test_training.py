@@ -41,7 +41,7 @@ class At(keras.callbacks.Callback):
         self.step, self.action = step, action
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations) == self.step:
+        if self.model.steps == self.step:
             self.action(self.model)
 
 

@@ -57,7 +57,8 @@ class GANTrainer:
 
         for _ in range(self.d_steps):
             fake = jax.lax.stop_gradient(G(self.sample_noise(batch_size), training=True))
-            alpha = self.interpolation_weights(real) if self.gan_loss == "wgan-gp" else None
+            alpha = (self.interpolation_weights(real.shape[0], real.ndim)
+                     if self.gan_loss == "wgan-gp" else None)
             d_fixed = [v.value for v in D.non_trainable_variables]
 
             def d_loss_fn(d_values, d_fixed=d_fixed, fake=fake, alpha=alpha):

@@ -28,7 +28,7 @@ class GANTrainer:
         functions = {}
 
         def train_function(iterator):
-            done = int(self.g_optimizer.iterations) % self.epoch_steps
+            done = self.steps % self.epoch_steps
             steps = min(fused, self.epoch_steps - done)
             # Keras reads `steps_per_execution` when it traces: at the first call of each one.
             self.steps_per_execution = steps
@@ -43,33 +43,59 @@ class GANTrainer:
         return train_function
 
     def train_step(self, data):
+        # Under tf.distribute this runs once per replica, on its share of the global batch.
+        # The optimizers sum the replicas' gradients, so each replica's mean losses are divided
+        # by the number of replicas (Keras' loss objects do the same; these means are our own).
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = tf.shape(real)[0]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
 
         for _ in range(self.d_steps):
             # The fake batch is made outside the tape: D's update needs no gradient through G.
-            fake = self.generator(self.sample_noise(batch_size), training=True)
+            fake = self.generator(self._replica_share(self.sample_noise, batch_size),
+                                  training=True)
             with tf.GradientTape() as tape:
                 real_logits = self.discriminator(real, training=True)
                 fake_logits = self.discriminator(fake, training=True)
                 d_loss = self.loss_fn.d_loss(real_logits, fake_logits)
                 if self.gan_loss == "wgan-gp":
                     d_loss += self.gp_weight * self._gradient_penalty(real, fake)
-            d_grads = tape.gradient(d_loss, d_vars)
+                scaled = d_loss / replicas
+            d_grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
 
         with tf.GradientTape() as tape:
-            fake = self.generator(self.sample_noise(batch_size), training=True)
+            fake = self.generator(self._replica_share(self.sample_noise, batch_size),
+                                  training=True)
             g_loss = self.loss_fn.g_loss(self.discriminator(fake, training=True))
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars, strict=True))
+            scaled = g_loss / replicas
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars, strict=True))
 
-        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras averages multi-worker logs along axis 0, which a scalar does not have.
+            logs = {name: value[None] for name, value in logs.items()}
+        return logs
+
+    def _replica_share(self, draw, n):
+        """`draw(n)` on one device; on N replicas, this replica's n rows of `draw(N * n)`.
+
+        Every replica draws the whole global batch's randomness from the same (mirrored) seed
+        state and keeps the rows of its replica id: replicas get different noise, and together
+        exactly the noise one device would draw for the global batch.
+        """
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return draw(n)
+        start = tf.cast(context.replica_id_in_sync_group, tf.int32) * n
+        return draw(n * context.num_replicas_in_sync)[start : start + n]
 
     def _gradient_penalty(self, real, fake):
         """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        alpha = self.interpolation_weights(real)
+        alpha = self._replica_share(lambda n: self.interpolation_weights(n, real.shape.rank),
+                                    tf.shape(real)[0])
         mixed = real + alpha * (fake - real)
         with tf.GradientTape() as tape:
             tape.watch(mixed)

@@ -44,7 +44,7 @@ class GANTrainer:
 
     def _gradient_penalty(self, real, fake):
         """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        alpha = self.interpolation_weights(real)
+        alpha = self.interpolation_weights(real.shape[0], real.ndim)
         mixed = (real + alpha * (fake - real)).detach().requires_grad_(True)
         logits = self.discriminator(mixed, training=True)
         (grads,) = torch.autograd.grad(logits.sum(), mixed, create_graph=True)

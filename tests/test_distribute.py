@@ -1,0 +1,150 @@
+"""Several devices: tf.distribute (mirrored on 2 logical CPUs, 2 workers on 127.0.0.1) and
+JAX DataParallel (2 forced host devices). Each setup needs a fresh process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kgan import training as lib
+from kgan.config import TrainConfig
+from kgan.errors import KganError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Trains one epoch of the toy data with argv[3]'s strategy on TensorFlow, with the CPU split
+# into 2 logical devices first, and prints the run directory and the number of replicas.
+TRAIN_ON_TWO_CPUS = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kgan import distribute, training
+from kgan.config import TrainConfig
+from kgan.errors import KganError
+
+config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
+                     jit=False, strategy=sys.argv[3], loss=sys.argv[4])
+uneven = None
+if config.strategy != "default":
+    try:
+        training.train(TrainConfig(**{**config.__dict__, "batch_size": 15}), runs_dir=sys.argv[2])
+    except KganError as e:
+        uneven = str(e)
+result = training.train(config, runs_dir=sys.argv[2])
+print(json.dumps({"run_dir": str(result.run_dir), "replicas": distribute.replicas(config),
+                  "uneven": uneven}))
+"""
+
+
+def run_python(script, *args, env=None):
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def weights(run_dir):
+    gan, _ = lib.load_gan(run_dir)
+    return [keras.ops.convert_to_numpy(v) for v in gan.weights]
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path, loss):
+    one = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "one", "default", loss)
+    two = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "two", "mirrored", loss)
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert two["uneven"] == ("--batch-size is the global batch and must split evenly over the 2 "
+                             "replicas of --strategy mirrored. Received: batch_size=15")
+    # Same global batches, and the replicas' noise rows together are one device's noise: after
+    # 12 steps the two runs differ by float rounding, which Adam amplifies where a gradient is
+    # near 0, a small fraction of what training moved. (A replica drawing the other's noise,
+    # or unscaled losses doubling the gradients, differs by as much as training moved.)
+    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss)
+    config.image_shape = (8, 8, 1)
+    start = [keras.ops.convert_to_numpy(v) for v in lib.build_gan(config).weights]
+    a, b = weights(one["run_dir"]), weights(two["run_dir"])
+    assert len(a) == len(b) == len(start) == 14
+    for x, y, s in zip(a, b, start, strict=True):
+        if x.size > 1:  # the last bias is 0 throughout (its gradient cancels)
+            moved = np.abs(x - s)
+            assert moved.mean() > 5e-4  # it trained
+            assert np.abs(x - y).mean() < 0.03 * moved.mean()
+            assert np.abs(x - y).max() < 0.2 * moved.max()
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_end_with_identical_weights(toy_npz, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "kgan", "train", "--strategy", "multiworker", "--dataset",
+         str(toy_npz), "--epochs", "2", "--batch-size", "16", "--latent-dim", "8", "--quiet",
+         "--runs-dir", str(tmp_path / "runs")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, stderr) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, stderr[-3000:]
+    chief, other = (Path(out.strip()) for out, _ in outputs)
+    assert chief.name.endswith("-mlp-toy") and other.name.endswith("-mlp-toy-worker1")
+    assert json.loads((chief / "status.json").read_text())["status"] == "finished"
+    for x, y in zip(weights(chief), weights(other), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert lib.load_gan(chief)[0].steps == 24
+
+
+def test_multiworker_without_tf_config_is_one_clear_error(toy_npz, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(KganError, match="^--strategy multiworker reads the cluster from the "
+                       "TF_CONFIG environment variable, which is not set"):
+        lib.train(TrainConfig(dataset=str(toy_npz), strategy="multiworker"),
+                  runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_strategies_other_backends_cannot_use_are_refused():
+    with pytest.raises(KganError, match=r"^--strategy tpu needs the tensorflow backend\. "):
+        TrainConfig(strategy="tpu", backend="jax").validate()
+    with pytest.raises(KganError, match=r"^--strategy mirrored needs the tensorflow or jax "):
+        TrainConfig(strategy="mirrored", backend="torch").validate()
+
+
+# One epoch on JAX with argv[3]'s strategy; prints the run and how the weights are laid out.
+TRAIN_ON_JAX = r"""
+import json, sys
+from kgan import training
+from kgan.config import TrainConfig
+
+config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
+                     backend="jax", strategy=sys.argv[3])
+result = training.train(config, runs_dir=sys.argv[2])
+gan, _ = training.load_gan(result.run_dir, distributed=True)
+devices = sorted({str(d) for d in gan.generator.weights[0].value.sharding.device_set})
+print(json.dumps({"run_dir": str(result.run_dir), "devices": devices}))
+"""
+
+
+def test_jax_data_parallel_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path):
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    one = run_python(TRAIN_ON_JAX, toy_npz, tmp_path / "one", "default", env=env)
+    two = run_python(TRAIN_ON_JAX, toy_npz, tmp_path / "two", "mirrored", env=env)
+    assert len(one["devices"]) == 1 and len(two["devices"]) == 2  # replicated on both
+    for x, y in zip(weights(one["run_dir"]), weights(two["run_dir"]), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # one SPMD program: rounding

@@ -50,6 +50,9 @@ def train(
     strategy: Annotated[str, typer.Option(
         help="Devices: auto (TPU, else all GPUs mirrored, else one device), default (one "
              "device), mirrored, multiworker (reads TF_CONFIG) or tpu.")] = _D.strategy,
+    mixed_precision: Annotated[bool, typer.Option(
+        "--mixed-precision", help="Compute in float16 on a GPU with TensorFlow (loss-scaled), "
+        "else bfloat16; weights, logits and the gradient penalty stay float32.")] = False,
     backend: Annotated[str, typer.Option(
         help="Keras backend: tensorflow, jax or torch.", envvar="KERAS_BACKEND")] = _D.backend,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
@@ -90,7 +93,7 @@ def train(
                 jit=jit, steps_per_execution=steps_per_execution, sample_every=sample_every,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard, eval_every=eval_every, eval_n=eval_n, backend=backend,
-                strategy=strategy,
+                strategy=strategy, mixed_precision=mixed_precision,
             ).validate()
         select_backend(config.backend)
         from kgan import training

@@ -48,6 +48,7 @@ class TrainConfig:
     eval_features: str = "classifier"  # feature space of those evaluations
     backend: str = "tensorflow"  # Keras backend that trains the run
     strategy: str = "auto"  # devices to train on, one of STRATEGIES (kgan.distribute)
+    mixed_precision: bool = False  # float16 (TF on GPU) or bfloat16 compute, float32 weights
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)

@@ -2,6 +2,7 @@
 
 Every architecture takes the same arguments, the generator maps `z` of shape (latent_dim,) to
 images in [-1, 1] of `config.image_shape`, and the discriminator returns one logit per image.
+Under a mixed precision policy, the generator's output layer and the logits stay float32.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def _mlp_generator(config: TrainConfig) -> keras.Model:
     for units in (256, 512, 1024):
         x = layers.Dense(units)(x)
         x = layers.LeakyReLU(0.2)(x)
-    x = layers.Dense(math.prod(config.image_shape), activation="tanh")(x)
-    images = layers.Reshape(config.image_shape, name="images")(x)
+    x = layers.Dense(math.prod(config.image_shape), activation="tanh", dtype="float32")(x)
+    images = layers.Reshape(config.image_shape, name="images", dtype="float32")(x)
     return keras.Model(z, images, name="generator")
 
 
@@ -43,7 +44,7 @@ def _mlp_discriminator(config: TrainConfig) -> keras.Model:
     for units in (512, 256):
         x = layers.Dense(units)(x)
         x = layers.LeakyReLU(0.2)(x)
-    logits = layers.Dense(1, name="logits")(x)
+    logits = layers.Dense(1, name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="discriminator")
 
 
@@ -80,7 +81,7 @@ def _dcgan_generator(config: TrainConfig) -> keras.Model:
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
     images = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
-                                    name="images")(x)
+                                    name="images", dtype="float32")(x)
     return keras.Model(z, images, name="generator")
 
 
@@ -95,7 +96,7 @@ def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
         x = layers.Conv2D(config.base_filters * 2**i, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    logits = layers.Dense(1, name="logits")(x)
+    logits = layers.Dense(1, name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name="discriminator")
 
 

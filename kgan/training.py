@@ -51,6 +51,19 @@ def steps_per_execution(config: TrainConfig, replicas: int = 1) -> int:
     return FUSED_STEPS_DEFAULT[config.arch] if config.backend == "tensorflow" else 1
 
 
+def precision_policy(config: TrainConfig) -> str:
+    """`float32`, or with `mixed_precision`: `mixed_float16` where TensorFlow has a GPU (with
+    loss scaling), else `mixed_bfloat16` (TPUs and CPUs; JAX and PyTorch everywhere)."""
+    if not config.mixed_precision:
+        return "float32"
+    if config.backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+    return "mixed_bfloat16"
+
+
 @dataclasses.dataclass
 class TrainResult:
     run_dir: Path
@@ -67,12 +80,23 @@ def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
     """
     replicas = distribute.replicas(config) if distributed else 1  # before any TF op
     keras.utils.set_random_seed(config.seed)
+    policy = precision_policy(config)
     with distribute.scope(config) if distributed else contextlib.nullcontext():
-        gan = GAN(models.generator(config), models.discriminator(config), config.latent_dim,
-                  seed=config.seed)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)  # layers take the policy when they are made
+        try:
+            generator, discriminator = models.generator(config), models.discriminator(config)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed)
+
+        def adam():
+            adam = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
+            # float16 gradients underflow: scale the losses up and the gradients back down.
+            return keras.optimizers.LossScaleOptimizer(adam) if policy == "mixed_float16" else adam
+
         gan.compile(
-            d_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
-            g_optimizer=keras.optimizers.Adam(config.lr, config.beta1, config.beta2),
+            d_optimizer=adam(), g_optimizer=adam(),
             loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
             jit_compile=jit_compile(config, replicas),
             steps_per_execution=steps_per_execution(config, replicas),

@@ -62,7 +62,7 @@ class GANTrainer:
                 d_loss = self.loss_fn.d_loss(real_logits, fake_logits)
                 if self.gan_loss == "wgan-gp":
                     d_loss += self.gp_weight * self._gradient_penalty(real, fake)
-                scaled = d_loss / replicas
+                scaled = self.d_optimizer.scale_loss(d_loss / replicas)  # mixed_float16
             d_grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
 
@@ -70,7 +70,7 @@ class GANTrainer:
             fake = self.generator(self._replica_share(self.sample_noise, batch_size),
                                   training=True)
             g_loss = self.loss_fn.g_loss(self.discriminator(fake, training=True))
-            scaled = g_loss / replicas
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars, strict=True))
 
         logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
@@ -100,7 +100,7 @@ class GANTrainer:
         with tf.GradientTape() as tape:
             tape.watch(mixed)
             logits = self.discriminator(mixed, training=True)
-        grads = tape.gradient(logits, mixed)
+        grads = tf.cast(tape.gradient(logits, mixed), tf.float32)  # float32 under mixed policies
         norms = ops.sqrt(ops.sum(ops.square(grads), axis=tuple(range(1, len(real.shape)))) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
 

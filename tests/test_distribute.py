@@ -38,8 +38,9 @@ if config.strategy != "default":
     except KganError as e:
         uneven = str(e)
 result = training.train(config, runs_dir=sys.argv[2])
+resumed = training.resume(result.run_dir, epochs=2)  # a distributed run resumes distributed
 print(json.dumps({"run_dir": str(result.run_dir), "replicas": distribute.replicas(config),
-                  "uneven": uneven}))
+                  "uneven": uneven, "resumed_steps": resumed.step}))
 """
 
 
@@ -60,10 +61,11 @@ def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path
     one = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "one", "default", loss)
     two = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "two", "mirrored", loss)
     assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert one["resumed_steps"] == two["resumed_steps"] == 24
     assert two["uneven"] == ("--batch-size is the global batch and must split evenly over the 2 "
                              "replicas of --strategy mirrored. Received: batch_size=15")
     # Same global batches, and the replicas' noise rows together are one device's noise: after
-    # 12 steps the two runs differ by float rounding, which Adam amplifies where a gradient is
+    # 24 steps the two runs differ by float rounding, which Adam amplifies where a gradient is
     # near 0, a small fraction of what training moved. (A replica drawing the other's noise,
     # or unscaled losses doubling the gradients, differs by as much as training moved.)
     config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss)

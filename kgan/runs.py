@@ -45,13 +45,16 @@ def atomic_path(path: str | Path):
 
 
 def create(runs_dir: str | Path, config: TrainConfig, dataset_name: str,
-           name: str | None = None) -> Path:
-    """Makes the next numbered run directory and writes its `config.json`."""
+           name: str | None = None, suffix: str = "") -> Path:
+    """Makes the next numbered run directory and writes its `config.json`.
+
+    It is called `<number>-<name><suffix>`, `name` defaulting to `<arch>-<dataset>`.
+    """
     runs_dir = Path(runs_dir)
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _RUN_NAME.match(p.name))]
-        label = name or f"{config.arch}-{dataset_name}"
+        label = (name or f"{config.arch}-{dataset_name}") + suffix
         if not re.fullmatch(r"[A-Za-z0-9._-]+", label):
             raise KganError(f"`name` may only use letters, digits, '.', '_' and '-'. Received: "
                             f"name={label}")

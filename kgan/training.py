@@ -91,9 +91,11 @@ def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
         gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed)
 
         def adam():
-            adam = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
+            optimizer = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
             # float16 gradients underflow: scale the losses up and the gradients back down.
-            return keras.optimizers.LossScaleOptimizer(adam) if policy == "mixed_float16" else adam
+            if policy == "mixed_float16":
+                return keras.optimizers.LossScaleOptimizer(optimizer)
+            return optimizer
 
         gan.compile(
             d_optimizer=adam(), g_optimizer=adam(),
@@ -168,9 +170,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     _steps_per_epoch(config, len(data.x))
     gan = build_gan(config, distributed=True)  # first: a multi-worker strategy must come first
     reference = _reference(config, notify)
-    suffix = distribute.worker_suffix(config)
-    run_dir = runs.create(runs_dir, config, data.name,
-                          (name or f"{config.arch}-{data.name}") + suffix if suffix else name)
+    run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
         return _fit(gan, config, data.x, run_dir, callbacks or [], reference)
     except BaseException:

@@ -57,8 +57,10 @@ def _fashion_mnist():
 def _config(arch: str, args, backend: str = "tensorflow"):
     from kgan.config import TrainConfig
 
+    # image_shape lets the models be built without loading the data (train() sets it anyway).
     return TrainConfig(dataset="fashion_mnist", arch=arch, batch_size=ARCHS[arch],
-                       epochs=args.reps + 1, steps_per_epoch=args.steps, backend=backend)
+                       epochs=args.reps + 1, steps_per_epoch=args.steps, backend=backend,
+                       image_shape=(28, 28, 1))
 
 
 def matmul_peak(args) -> dict:
@@ -125,7 +127,6 @@ def keras_io(args) -> dict:
 
     arch = args.arch
     config = _config(arch, args)
-    config.image_shape = (28, 28, 1)
     keras.utils.set_random_seed(0)
 
     class KerasIoGAN(keras.Model):
@@ -164,28 +165,32 @@ def keras_io(args) -> dict:
     gan.compile()
     dataset = (tf.data.Dataset.from_tensor_slices(_fashion_mnist()).shuffle(1024)
                .batch(ARCHS[arch], drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE))
-    timer = EpochTimer()
-    gan.fit(dataset, epochs=args.reps + 1, steps_per_epoch=args.steps, callbacks=[timer],
-            verbose=0)
+    return _timed_fit(gan, dataset, args)
+
+
+def epoch_timer():
+    """A Keras callback timing each epoch, from its start to the end of its last callback."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
+
+
+def _timed_fit(model, dataset, args) -> dict:
+    timer = epoch_timer()
+    model.fit(dataset, epochs=args.reps + 1, steps_per_epoch=args.steps, callbacks=[timer],
+              verbose=0)
     return {"epoch_seconds": timer.seconds}
-
-
-class EpochTimer:
-    """A Keras callback (made lazily, once Keras is loaded) timing each epoch to its end."""
-
-    def __new__(cls):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            seconds: list = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self.start)
-
-        return Timer()
 
 
 def kgan_train(args) -> dict:
@@ -193,7 +198,7 @@ def kgan_train(args) -> dict:
     os.environ["KERAS_BACKEND"] = backend
     from kgan import training
 
-    timer = EpochTimer()
+    timer = epoch_timer()
     with tempfile.TemporaryDirectory() as runs_dir:
         training.train(_config(args.arch, args, backend), runs_dir=runs_dir, callbacks=[timer])
     return {"epoch_seconds": timer.seconds}
@@ -207,14 +212,10 @@ def kgan_in_memory(args) -> dict:
     from kgan import training
 
     config = _config(args.arch, args)
-    config.image_shape = (28, 28, 1)
     gan = training.build_gan(config)
     gan.epoch_steps = args.steps
     batch = tf.data.Dataset.from_tensors((_fashion_mnist()[: config.batch_size],)).repeat()
-    timer = EpochTimer()
-    gan.fit(batch, epochs=args.reps + 1, steps_per_epoch=args.steps, callbacks=[timer],
-            verbose=0)
-    return {"epoch_seconds": timer.seconds}
+    return _timed_fit(gan, batch, args)
 
 
 def model_flops(args) -> dict:
@@ -231,7 +232,6 @@ def model_flops(args) -> dict:
     from kgan import models
 
     config = _config(args.arch, args)
-    config.image_shape = (28, 28, 1)
 
     def flops(model):
         total = 0

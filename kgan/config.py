@@ -17,6 +17,7 @@ LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
 
 
 @dataclasses.dataclass
@@ -49,6 +50,13 @@ class TrainConfig:
     backend: str = "tensorflow"  # Keras backend that trains the run
     strategy: str = "auto"  # devices to train on, one of STRATEGIES (kgan.distribute)
     mixed_precision: bool = False  # float16 (TF on GPU) or bfloat16 compute, float32 weights
+    conditional: bool = False  # class-conditional G (label embedding) and projection D
+    ema: float | None = None  # decay of the generator's moving average (e.g. 0.999); None = off
+    ema_start: int = 1000  # generator steps before averaging starts (the average copies until)
+    spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
+    r1: float = 0.0  # R1 penalty weight gamma on real images (0 = off; Mescheder et al. 2018)
+    r1_every: int = 16  # lazy R1: computed every this many D steps, weighted by it
+    augment: str = ""  # DiffAugment of real and fake before D: comma-separated AUGMENTATIONS
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)
@@ -57,7 +65,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Checks every field and returns `self`; raises `KganError` naming the bad field."""
         for name in ("epochs", "batch_size", "latent_dim", "base_filters", "d_steps",
-                     "sample_every", "checkpoint_every"):
+                     "sample_every", "checkpoint_every", "r1_every"):
             _check_positive_int(name, getattr(self, name))
         _check_positive_int("eval_n", self.eval_n)
         _check_choice("eval_features", self.eval_features, ("classifier", "inception"))
@@ -88,9 +96,24 @@ class TrainConfig:
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "
                             f"backend={self.backend}")
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
+            raise KganError(f"`ema` must be in (0, 1), for example 0.999. Received: ema={self.ema}")
+        if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) \
+                or self.ema_start < 0:
+            raise KganError("`ema_start` must be a non-negative integer. "
+                            f"Received: ema_start={self.ema_start}")
+        if not isinstance(self.r1, (int, float)) or not self.r1 >= 0:
+            raise KganError(f"`r1` must be a non-negative number. Received: r1={self.r1}")
+        for policy in self.augmentations:
+            _check_choice("augment", policy, AUGMENTATIONS)
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
             raise KganError(f"`seed` must be an integer in [0, 2**31). Received: seed={self.seed}")
         return self
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        """The DiffAugment policies of `augment`, in the order given."""
+        return tuple(p.strip() for p in self.augment.split(",") if p.strip())
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -39,3 +40,33 @@ def test_dcgan_rejects_odd_sizes():
         models.check_image_shape(TrainConfig(arch="dcgan", image_shape=(27, 27, 1)))
     assert str(e.value) == ("`image_size` must be even and at least 8 for arch=dcgan (for example "
                             "28, 32 or 64). Received: image_size=27")
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_conditional_models_take_labels_and_d_projects_them(arch):
+    config = TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=16, base_filters=8,
+                         conditional=True, num_classes=4)
+    g, d = models.generator(config), models.discriminator(config)
+    z = np.random.default_rng(0).standard_normal((3, 16)).astype("float32")
+    label_a, label_b = np.array([0, 1, 2], "int32"), np.array([3, 3, 3], "int32")
+    images = np.asarray(g([z, label_a]))
+    assert images.shape == (3, 8, 8, 1) and np.abs(images).max() <= 1.0
+    assert not np.allclose(images, np.asarray(g([z, label_b])))  # the label steers G
+    # Projection head: logit(x, y) = linear(phi(x)) + embed(y) . phi(x)
+    features = keras.Model(d.inputs[0], d.get_layer("linear").input)(images)
+    embed = d.get_layer("label_projection").embeddings
+    expected = np.sum((np.asarray(embed)[label_a] - np.asarray(embed)[label_b]) *
+                      np.asarray(features), 1)
+    got = np.asarray(d([images, label_a]) - d([images, label_b]))[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_spectral_norm_wraps_every_weight_layer_of_d():
+    config = TrainConfig(arch="dcgan", image_shape=(16, 16, 1), spectral_norm=True,
+                         base_filters=8, conditional=True, num_classes=3)
+    d = models.discriminator(config)
+    wrapped = [layer.layer for layer in d.layers
+               if isinstance(layer, keras.layers.SpectralNormalization)]
+    assert [type(layer).__name__ for layer in wrapped] == ["Conv2D", "Conv2D", "Dense"]
+    assert not any(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
+                   for layer in d.layers)  # none left bare

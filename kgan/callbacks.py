@@ -88,19 +88,30 @@ class MetricsLog(_RunCallback):
 
 
 class SampleGrid(_RunCallback):
-    """Writes `samples/epoch-NNNN.png`: an 8x8 grid from the same fixed noise every time."""
+    """Writes `samples/epoch-NNNN.png`: an 8x8 grid from the same fixed noise every time (a
+    conditional GAN: one row per class, the same 8 latents in each row), drawn by the moving
+    average of the generator when the run keeps one."""
 
-    def __init__(self, run_dir, guard, every, epochs, latent_dim, seed, n=64):
+    def __init__(self, run_dir, guard, every, epochs, latent_dim, seed, n=64, num_classes=None):
         super().__init__(run_dir, guard, every, epochs)
         # NumPy noise: drawing it must not advance the model's training SeedGenerator.
-        self.z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype("float32")
+        rng = np.random.default_rng(seed)
+        if num_classes:
+            self.nrow = 8
+            z = np.tile(rng.standard_normal((self.nrow, latent_dim)), (num_classes, 1))
+            self.inputs = [z.astype("float32"),
+                           np.repeat(np.arange(num_classes, dtype="int32"), self.nrow)]
+        else:
+            self.nrow = None
+            self.inputs = rng.standard_normal((n, latent_dim)).astype("float32")
         self.last = None  # the grid written at the end of this epoch, if any
 
     def on_epoch_end(self, epoch, logs=None):
         self.last = None
         if self.due(epoch):
-            fake = self.model.generator(self.z, training=False)
-            self.last = images.grid(images.to_uint8(keras.ops.convert_to_numpy(fake)))
+            with self.model.averaged_generator() as generator:
+                fake = keras.ops.convert_to_numpy(generator(self.inputs, training=False))
+            self.last = images.grid(images.to_uint8(fake), self.nrow)
             images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
 
@@ -127,14 +138,16 @@ class Evaluation(_RunCallback):
         self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kgan import evaluate
+        from kgan import evaluate, sample
 
         self.last = None
         if not self.due(epoch):
             return
-        result = self.reference.compare(evaluate.generated(self.model, self.n, self.seed))
-        self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score")
-                     if key in result}
+        with self.model.averaged_generator():
+            fake = evaluate.generated(self.model, self.n, self.seed)
+        result = self.reference.compare(fake, sample.labels_for(self.n, self.model.num_classes))
+        self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score",
+                                                  "label_accuracy") if key in result}
         if "coverage" in result:
             self.last["coverage_entropy"] = result["coverage"]["entropy_normalized"]
             self.last["missing_classes"] = len(result["coverage"]["missing_classes"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
-from kgan import losses
+from kgan import augment, losses
 from kgan.trainers import GANTrainer
 
 SEED_STATE_KEY = "seed_generator_state"
@@ -24,6 +26,9 @@ class GAN(GANTrainer, keras.Model):
         discriminator: model mapping images to one logit each.
         latent_dim: length of `z`.
         seed: seed of the training noise.
+        num_classes: classes of a conditional GAN (both models then also take a `label`).
+        ema: decay of a moving average of the generator's weights kept beside them (None: none).
+        ema_start: generator steps during which the average only copies the weights.
 
     Example:
         >>> gan = GAN(models.generator(cfg), models.discriminator(cfg), latent_dim=100)
@@ -31,20 +36,31 @@ class GAN(GANTrainer, keras.Model):
         >>> gan.fit(dataset, epochs=10)
     """
 
-    def __init__(self, generator, discriminator, latent_dim, seed=None, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim, seed=None, num_classes=None,
+                 ema=None, ema_start=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.seed = seed
+        self.num_classes = num_classes
+        self.ema, self.ema_start = ema, int(ema_start)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
+        # The average of every generator weight, BatchNorm statistics included. Each replica
+        # computes the same update from its identical weights, so the first one's is kept.
+        self.ema_weights = [] if ema is None else [
+            self.add_weight(shape=w.shape, dtype=w.dtype, trainable=False, name=f"ema_{i}",
+                            initializer=lambda shape, dtype, w=w: ops.convert_to_numpy(w),
+                            aggregation="only_first_replica")
+            for i, w in enumerate(generator.weights)]
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")  # mean D logit on real images
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")  # mean D logit on fakes
         self.built = True  # both sub-models are Functional and already built
 
-    def compile(self, d_optimizer, g_optimizer, loss="bce", d_steps=1, gp_weight=10.0, **kwargs):
+    def compile(self, d_optimizer, g_optimizer, loss="bce", d_steps=1, gp_weight=10.0, r1=0.0,
+                r1_every=16, augment=(), **kwargs):
         """Sets the two optimizers and the adversarial loss.
 
         Args:
@@ -53,6 +69,9 @@ class GAN(GANTrainer, keras.Model):
             loss: name of a loss in `kgan.losses` (`bce`, `minimax`, `lsgan`, `hinge`, `wgan-gp`).
             d_steps: discriminator updates per generator update.
             gp_weight: gradient penalty weight (`wgan-gp` only).
+            r1: weight gamma of the R1 penalty gamma/2 E||grad_x D(x)||^2 on real images.
+            r1_every: the R1 penalty is computed every this many D steps (weighted by it).
+            augment: DiffAugment policies applied to D's inputs (`kgan.augment`).
             **kwargs: passed to `keras.Model.compile` (`jit_compile`, `steps_per_execution`).
         """
         super().compile(optimizer=None, **kwargs)
@@ -60,6 +79,8 @@ class GAN(GANTrainer, keras.Model):
         self.gan_loss = loss
         self.d_steps = int(d_steps)
         self.gp_weight = float(gp_weight)
+        self.r1, self.r1_every = float(r1), int(r1_every)
+        self.augment = tuple(augment)
         self.d_optimizer = keras.optimizers.get(d_optimizer)
         self.g_optimizer = keras.optimizers.get(g_optimizer)
         # Build the slots now: a checkpoint's optimizer state can only be loaded into built
@@ -91,17 +112,81 @@ class GAN(GANTrainer, keras.Model):
         return keras.random.normal((n, self.latent_dim), seed=self.seed_generator if seed is None
                                    else seed)
 
+    def training_inputs(self, n):
+        """The generator's inputs for `n` fakes: `(z, labels)`, labels uniform over the classes
+        (None for an unconditional GAN)."""
+        z = self.sample_noise(n)
+        if not self.num_classes:
+            return z, None
+        return z, keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator,
+                                       dtype="int32")
+
     def interpolation_weights(self, n, ndim=4):
         """U(0, 1) for `n` samples, shaped to broadcast over a batch of rank `ndim`: the
         gradient penalty's mix of real and fake."""
         return keras.random.uniform((n,) + (1,) * (ndim - 1), seed=self.seed_generator)
 
+    def augment_params(self, n):
+        """The uniforms of `n` images' DiffAugment (see `kgan.augment`)."""
+        return keras.random.uniform((n, augment.num_params(self.augment)),
+                                    seed=self.seed_generator)
+
+    def d_inputs(self, images, labels, params=None):
+        """What the discriminator sees: `images` augmented with `params` (when augmenting),
+        and with their labels for a conditional GAN."""
+        if self.augment:
+            images = augment.apply(images, self.augment, params)
+        return images if labels is None else [images, labels]
+
+    def g_inputs(self, z, labels):
+        return z if labels is None else [z, labels]
+
+    def update_ema(self):
+        """After a generator update: average <- d * average + (1 - d) * weights, where d is
+        `ema`, or 0 (a copy) during the first `ema_start` generator steps."""
+        if not self.ema_weights:
+            return
+        decay = ops.cast(self.g_optimizer.iterations > self.ema_start, "float32") * self.ema
+        for average, weight in zip(self.ema_weights, self.generator.weights, strict=True):
+            average.assign(decay * average + (1.0 - decay) * weight)
+
+    @contextlib.contextmanager
+    def averaged_generator(self):
+        """Within the block, `self.generator` holds the moving average of its weights (if
+        `ema`); the raw weights are put back after it."""
+        if not self.ema_weights:
+            yield self.generator
+            return
+        raw = self.use_ema()
+        try:
+            yield self.generator
+        finally:
+            for weight, value in zip(self.generator.weights, raw):
+                weight.assign(value)
+
+    def use_ema(self) -> list:
+        """Loads the moving average into the generator and returns the raw weights (NumPy)."""
+        raw = [ops.convert_to_numpy(w) for w in self.generator.weights]
+        for weight, average in zip(self.generator.weights, self.ema_weights):
+            weight.assign(average)
+        return raw
+
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def generate(self, n, seed):
-        """Returns `n` images in [-1, 1] for the integer `seed` (same seed, same images)."""
-        return self.generator(self.sample_noise(n, seed=seed), training=False)
+    def generate(self, n, seed, labels=None):
+        """Returns `n` images in [-1, 1] for the integer `seed` (same seed, same images);
+        conditional GANs draw `labels` (default: classes 0, 1, ... in turn)."""
+        return self.generator(self.g_inputs(self.sample_noise(n, seed=seed),
+                                            self.labels_for(n, labels)), training=False)
+
+    def labels_for(self, n, labels=None):
+        """`n` int32 labels for a conditional GAN (None otherwise): `labels` (one, or one per
+        image), by default the classes in turn (`kgan.sample.labels_for`)."""
+        from kgan.sample import labels_for
+
+        labels = labels_for(n, self.num_classes, labels)
+        return None if labels is None else ops.convert_to_tensor(labels)
 
     # Serialization: sub-models in get_config, both optimizers in the compile config, the
     # noise state beside the (empty) variables of the GAN itself.
@@ -113,6 +198,9 @@ class GAN(GANTrainer, keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
             "seed": self.seed,
+            "num_classes": self.num_classes,
+            "ema": self.ema,
+            "ema_start": self.ema_start,
         }
 
     @classmethod
@@ -129,6 +217,9 @@ class GAN(GANTrainer, keras.Model):
             "loss": self.gan_loss,
             "d_steps": self.d_steps,
             "gp_weight": self.gp_weight,
+            "r1": self.r1,
+            "r1_every": self.r1_every,
+            "augment": list(self.augment),
             "jit_compile": self.jit_compile,
             "steps_per_execution": self.steps_per_execution,
         }
@@ -140,10 +231,12 @@ class GAN(GANTrainer, keras.Model):
         self.compile(**config)
 
     def save_own_variables(self, store):
-        super().save_own_variables(store)
+        super().save_own_variables(store)  # the generator's moving average, if any
         store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
 
     def load_own_variables(self, store):
-        # The GAN owns no layer variables itself (its sub-models do), only the noise state.
+        # The GAN's own variables are the moving average (its sub-models hold the rest).
+        for i, average in enumerate(self.ema_weights):
+            average.assign(store[str(i)])
         if SEED_STATE_KEY in store:
             self.seed_generator.state.assign(store[SEED_STATE_KEY])

@@ -88,7 +88,9 @@ def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
             generator, discriminator = models.generator(config), models.discriminator(config)
         finally:
             keras.config.set_dtype_policy(previous)
-        gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed)
+        gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed,
+                  num_classes=config.num_classes if config.conditional else None,
+                  ema=config.ema, ema_start=config.ema_start)
 
         def adam():
             optimizer = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
@@ -100,16 +102,18 @@ def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
         gan.compile(
             d_optimizer=adam(), g_optimizer=adam(),
             loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
+            r1=config.r1, r1_every=config.r1_every, augment=config.augmentations,
             jit_compile=jit_compile(config, replicas),
             steps_per_execution=steps_per_execution(config, replicas),
         )
     return gan
 
 
-def load_gan(run_dir: str | Path, best: bool = False,
-             distributed: bool = False) -> tuple[GAN, TrainConfig]:
+def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
+             ema: bool = False) -> tuple[GAN, TrainConfig]:
     """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
-    (with `best`, the lowest-FID one that `--eval-every` keeps).
+    (with `best`, the lowest-FID one that `--eval-every` keeps). With `ema`, the generator
+    gets the moving average of its weights, where the run keeps one (`--ema`).
 
     The checkpoint is read as data (weights and optimizer state) into models built by kgan's
     own code: nothing in it is deserialized as code.
@@ -121,6 +125,8 @@ def load_gan(run_dir: str | Path, best: bool = False,
         _load_weights(gan, path)
     except Exception as e:
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
+    if ema:
+        gan.use_ema()
     return gan, config
 
 
@@ -166,13 +172,16 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
         models.dcgan_upsamplings(config.image_size)
     data = data_lib.load(config.dataset, config.image_size)
     config.image_shape, config.num_classes = data.image_shape, data.num_classes
+    if config.conditional and not config.num_classes:
+        raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
+                        "folder needs one sub-folder per class, an .npz a y_train).")
     models.check_image_shape(config)
     _steps_per_epoch(config, len(data.x))
     gan = build_gan(config, distributed=True)  # first: a multi-worker strategy must come first
     reference = _reference(config, notify)
     run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
-        return _fit(gan, config, data.x, run_dir, callbacks or [], reference)
+        return _fit(gan, config, data, run_dir, callbacks or [], reference)
     except BaseException:
         if not (run_dir / runs.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -196,7 +205,7 @@ def resume(run_dir: str | Path, epochs: int | None = None,
     if data.image_shape != config.image_shape:
         raise KganError(f"Dataset {config.dataset} now has images of shape {data.image_shape}; "
                         f"the run was trained on {config.image_shape}")
-    return _fit(gan, config, data.x, run_dir, callbacks or [], _reference(config, notify))
+    return _fit(gan, config, data, run_dir, callbacks or [], _reference(config, notify))
 
 
 def _reference(config: TrainConfig, notify):
@@ -223,9 +232,9 @@ def _steps_per_epoch(config: TrainConfig, n: int) -> int:
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
 
 
-def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
-         reference=None) -> TrainResult:
-    steps_per_epoch = _steps_per_epoch(config, len(x))
+def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
+         extra_callbacks: list, reference=None) -> TrainResult:
+    steps_per_epoch = _steps_per_epoch(config, len(data.x))
     gan.epoch_steps = steps_per_epoch  # fused steps stop at epoch ends
     epoch, step = divmod(gan.steps, steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
@@ -234,7 +243,7 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
                                  config.eval_n, config.seed)] if reference else []
     metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size, evaluation)
     samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
-                             config.latent_dim, config.seed)
+                             config.latent_dim, config.seed, num_classes=gan.num_classes)
     callbacks = [guard, *evaluation, metrics, samples,
                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs),
                  kcb.Curves(run_dir, guard, config.epochs)]
@@ -243,8 +252,9 @@ def _fit(gan: GAN, config: TrainConfig, x, run_dir: Path, extra_callbacks: list,
     callbacks += extra_callbacks
 
     def fit(first_epoch, last_epoch, skip):
-        dataset = make_dataset(x, config.batch_size, config.seed, steps_per_epoch,
-                               first_epoch, last_epoch, skip)
+        dataset = make_dataset(data.x, config.batch_size, config.seed, steps_per_epoch,
+                               first_epoch, last_epoch, skip,
+                               y=data.y if config.conditional else None)
         gan.fit(dataset, epochs=last_epoch, initial_epoch=first_epoch,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)

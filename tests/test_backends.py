@@ -94,15 +94,15 @@ def test_one_step_parity_for_every_loss(tmp_path):
 
 # Interrupted (at step 17, mid-epoch) + resumed vs straight, and a finished run extended.
 RESUME = r"""
-import os, signal, sys
+import json, os, signal, sys
 import keras
 import numpy as np
 from kgan.config import TrainConfig
 from kgan import training as lib
 
-npz, runs = sys.argv[1], sys.argv[2]
+npz, runs, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 config = TrainConfig(dataset=npz, batch_size=16, latent_dim=8, seed=3, epochs=3,
-                     backend=keras.backend.backend(), tensorboard=False)
+                     backend=keras.backend.backend(), tensorboard=False, **options)
 
 class CtrlC(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
@@ -129,10 +129,17 @@ def saved_state(run_dir):
         keras.ops.convert_to_numpy(gan.seed_generator.state)]
 
 
+# Every technique that adds state: labels, the moving average, spectral norm's vectors, lazy R1
+# (by step count) and augmentation (noise draws).
+TECHNIQUES = {"conditional": True, "ema": 0.9, "ema_start": 5, "spectral_norm": True, "r1": 1.0,
+              "r1_every": 4, "augment": "translation,cutout,color"}
+
+
+@pytest.mark.parametrize("options", [{}, TECHNIQUES], ids=["plain", "techniques"])
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_resume_is_bit_identical(backend, toy_npz, tmp_path):
-    done = run(backend, "-c", RESUME, str(toy_npz), str(tmp_path / "runs"), capture_output=True,
-               text=True)
+def test_resume_is_bit_identical(backend, options, toy_npz, tmp_path):
+    done = run(backend, "-c", RESUME, str(toy_npz), str(tmp_path / "runs"), json.dumps(options),
+               capture_output=True, text=True)
     straight, resumed, extended = (Path(p) for p in done.stdout.split())
     assert json.loads((straight / "config.json").read_text())["backend"] == backend
     reference = saved_state(straight)

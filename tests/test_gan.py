@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from PIL import Image
 
-from kgan import models
+from kgan import images, models, sample, training
 from kgan.config import TrainConfig
 from kgan.gan import GAN
 from kgan.trainers import make_dataset
@@ -88,3 +89,99 @@ def test_generate_is_keyed_by_seed():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert a.shape == (4, 8, 8, 1)
+
+
+# The techniques of issue 7 ---------------------------------------------------------------------
+
+
+def toy_config(npz, **overrides):
+    return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 1,
+                          "steps_per_execution": 1, "epochs": 1, "tensorboard": False,
+                          **overrides})
+
+
+class Record(keras.callbacks.Callback):
+    """The generator's raw and averaged weights after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.raw, self.ema = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.paths = [w.path for w in self.model.generator.weights]
+        self.raw.append([keras.ops.convert_to_numpy(w) for w in self.model.generator.weights])
+        self.ema.append([keras.ops.convert_to_numpy(w) for w in self.model.ema_weights])
+
+
+def test_ema_lags_the_raw_weights_by_the_formula_and_is_what_sampling_uses(toy_npz, tmp_path):
+    record = Record()
+    run = training.train(toy_config(toy_npz, arch="dcgan", ema=0.9, ema_start=3),
+                         runs_dir=tmp_path, callbacks=[record]).run_dir
+    assert len(record.raw) == 12 and len(record.ema[0]) == len(record.paths)
+    assert any("moving_variance" in path for path in record.paths)  # BatchNorm's too
+    for step in range(3):  # the first ema_start steps copy the generator
+        for raw, ema in zip(record.raw[step], record.ema[step], strict=True):
+            np.testing.assert_array_equal(ema, raw)
+    for step in range(3, 12):
+        for raw, ema, before in zip(record.raw[step], record.ema[step], record.ema[step - 1],
+                                    strict=True):
+            np.testing.assert_allclose(ema, 0.9 * before + 0.1 * raw, rtol=1e-5, atol=1e-7)
+    lag = [np.abs(e - r).max() for e, r in zip(record.ema[-1], record.raw[-1], strict=True)]
+    assert max(lag) > 1e-4  # it does lag behind
+
+    raw_gan, _ = training.load_gan(run)
+    ema_gan, _ = training.load_gan(run, ema=True)
+    for weight, ema in zip(ema_gan.generator.weights, record.ema[-1], strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), ema)
+    for weight, raw in zip(raw_gan.generator.weights, record.raw[-1], strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), raw)
+    averaged = sample.draw_from_run(run, 8, seed=0)
+    assert not np.array_equal(averaged, sample.draw_from_run(run, 8, seed=0, ema=False))
+    assert np.array_equal(averaged, images.to_uint8(sample.draw(ema_gan, 8, seed=0)))
+    z = np.random.default_rng(1).standard_normal((64, 8)).astype("float32")  # the grid's noise
+    expected = images.grid(images.to_uint8(keras.ops.convert_to_numpy(ema_gan.generator(z))))
+    grid = np.asarray(Image.open(run / "samples" / "epoch-0001.png"))
+    np.testing.assert_array_equal(grid, expected[..., 0])  # the grid is drawn by the average
+
+
+def largest_singular_values(gan):
+    return [float(np.linalg.svd(np.reshape(keras.ops.convert_to_numpy(layer.kernel),
+                                           (-1, layer.kernel.shape[-1])), compute_uv=False)[0])
+            for layer in gan.discriminator.layers if hasattr(layer, "kernel")
+            and not isinstance(layer, keras.layers.Embedding)]
+
+
+def test_spectral_norm_keeps_each_layers_largest_singular_value_near_one(toy_npz, tmp_path):
+    plain = training.train(toy_config(toy_npz, arch="dcgan", epochs=2, lr=1e-3),
+                           runs_dir=tmp_path / "plain").run_dir
+    normed = training.train(toy_config(toy_npz, arch="dcgan", epochs=2, lr=1e-3,
+                                       spectral_norm=True), runs_dir=tmp_path / "sn").run_dir
+    plain_sv = largest_singular_values(training.load_gan(plain)[0])
+    normed_sv = largest_singular_values(training.load_gan(normed)[0])
+    assert len(normed_sv) == len(plain_sv) == 2  # the conv layers (wrapped: `.kernel` too)
+    assert max(plain_sv) > 1.3
+    np.testing.assert_allclose(normed_sv, 1.0, atol=0.05)
+
+
+def test_r1_is_zero_for_a_constant_discriminator_and_positive_otherwise(toy_npz):
+    config = toy_config(toy_npz, arch="dcgan", image_shape=(8, 8, 1), r1=10.0,
+                        conditional=True, num_classes=4)
+    gan = training.build_gan(config)
+    real = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 1)).astype("float32")
+    labels = np.arange(6, dtype="int32") % 4
+    assert float(gan.r1_penalty([real, labels])) > 0
+    for variable in gan.discriminator.trainable_variables:
+        if variable.path.endswith("kernel") or "embeddings" in variable.path:
+            variable.assign(np.zeros(variable.shape, "float32"))
+    assert float(gan.r1_penalty([real, labels])) == 0.0
+
+
+def test_r1_flattens_d_around_real_images(toy_npz, tmp_path):
+    def final_r1(**overrides):
+        run = training.train(toy_config(toy_npz, epochs=2, lr=1e-3, **overrides),
+                             runs_dir=tmp_path / str(len(overrides))).run_dir
+        gan, _ = training.load_gan(run)
+        real = np.load(toy_npz)["x_train"][:64].astype("float32") / 127.5 - 1
+        return float(gan.r1_penalty(real))
+
+    assert final_r1(r1=10.0, r1_every=2) < 0.5 * final_r1()

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_backends import TECHNIQUES
 
 from kgan import training as lib
 from kgan.config import TrainConfig
@@ -83,9 +84,10 @@ def test_same_grid_noise_every_epoch(toy_npz, tmp_path):
     np.testing.assert_array_equal(first, np.asarray(Image.open(again / "samples/epoch-0001.png")))
 
 
-def test_interrupt_mid_epoch_then_resume_is_bit_identical(toy_npz, tmp_path):
-    straight = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "a").run_dir
-    cut = lib.train(config(toy_npz, epochs=3), runs_dir=tmp_path / "b",
+@pytest.mark.parametrize("options", [{}, TECHNIQUES], ids=["plain", "techniques"])
+def test_interrupt_mid_epoch_then_resume_is_bit_identical(toy_npz, tmp_path, options):
+    straight = lib.train(config(toy_npz, epochs=3, **options), runs_dir=tmp_path / "a").run_dir
+    cut = lib.train(config(toy_npz, epochs=3, **options), runs_dir=tmp_path / "b",
                     callbacks=[At(17, ctrl_c)])
     # Ctrl-C came between steps 17 and 18: the step in flight (18) finishes, then it stops.
     assert (cut.status, cut.step, cut.epoch) == ("interrupted", 18, 1)

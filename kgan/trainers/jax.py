@@ -5,6 +5,9 @@ jitted step, but only for `self.optimizer`. kgan sets `self.optimizer` to a view
 optimizers, so both Adam states travel through the step, and runs the step inside a
 `StatelessScope` over all of that state: variable reads and writes (optimizer updates,
 BatchNorm statistics, the noise SeedGenerator, metrics) then act on the passed values.
+
+The discriminator is run with `_run`, which keeps every variable it assigns: Keras'
+`SpectralNormalization` writes its normalized kernel and power-iteration vector in `call()`.
 """
 
 from __future__ import annotations
@@ -40,59 +43,117 @@ class GANTrainer:
         return BothOptimizers(self.d_optimizer, self.g_optimizer)
 
     def train_step(self, state, data):
-        real = data[0] if isinstance(data, (tuple, list)) else data
+        real, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels: conditional
         groups = (self.trainable_variables, self.non_trainable_variables,
                   self.optimizer.variables, self.metrics_variables)
         mapping = [pair for variables, values in zip(groups, state)
                    for pair in zip(variables, values)]
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            logs = self._adversarial_step(real)
+            logs = self._adversarial_step(real, labels)
             new_state = tuple([scope.get_current_value(v) for v in variables]
                               for variables in groups)
         return logs, new_state
 
-    def _adversarial_step(self, real):
+    def _adversarial_step(self, real, labels):
         batch_size = ops.shape(real)[0]
         D, G = self.discriminator, self.generator
 
         for _ in range(self.d_steps):
-            fake = jax.lax.stop_gradient(G(self.sample_noise(batch_size), training=True))
+            z, fake_labels = self.training_inputs(batch_size)
+            fake = jax.lax.stop_gradient(G(self.g_inputs(z, fake_labels), training=True))
+            real_in = self.d_inputs(real, labels, self._augment_params(batch_size))
+            fake_in = self.d_inputs(fake, fake_labels, self._augment_params(batch_size))
             alpha = (self.interpolation_weights(real.shape[0], real.ndim)
                      if self.gan_loss == "wgan-gp" else None)
-            d_fixed = [v.value for v in D.non_trainable_variables]
+            lazy_r1 = self.d_optimizer.iterations % self.r1_every == 0
 
-            def d_loss_fn(d_values, d_fixed=d_fixed, fake=fake, alpha=alpha):
-                def logits(x):
-                    return D.stateless_call(d_values, d_fixed, x, training=True)[0]
-
-                real_logits, fake_logits = logits(real), logits(fake)
+            def d_loss_fn(values, fixed, real_in=real_in, fake_in=fake_in, alpha=alpha,
+                          lazy_r1=lazy_r1):
+                real_logits, values, fixed = _run(D, values, fixed, real_in)
+                fake_logits, values, fixed = _run(D, values, fixed, fake_in)
                 loss = self.loss_fn.d_loss(real_logits, fake_logits)
                 if alpha is not None:
-                    mixed = real + alpha * (fake - real)
-                    grads = jax.grad(lambda x: jnp.sum(logits(x)))(mixed)
-                    norms = jnp.sqrt(jnp.sum(grads**2, axis=tuple(range(1, grads.ndim))) + 1e-12)
+                    images, rest = _split(real_in)
+                    mixed = images + alpha * (_split(fake_in)[0] - images)
+                    norms = jnp.sqrt(_squared_grad_norms(D, values, fixed, mixed, rest) + 1e-12)
                     loss = loss + self.gp_weight * jnp.mean((norms - 1.0) ** 2)
-                return loss, (real_logits, fake_logits)
+                if self.r1:  # lazy: every r1_every-th D step, weighted up by r1_every
+                    loss = loss + jax.lax.cond(
+                        lazy_r1,
+                        lambda: 0.5 * self.r1 * self.r1_every * _r1(D, values, fixed, real_in),
+                        lambda: jnp.zeros((), jnp.float32))
+                return loss, (real_logits, fake_logits, values, fixed)
 
-            d_values = [v.value for v in D.trainable_variables]
-            (d_loss, (real_logits, fake_logits)), grads = jax.value_and_grad(
-                d_loss_fn, has_aux=True)(d_values)
+            (d_loss, (real_logits, fake_logits, values, fixed)), grads = jax.value_and_grad(
+                d_loss_fn, has_aux=True)(*_state(D))
+            _assign(D, values, fixed)
             self.d_optimizer.apply(grads, D.trainable_variables)
 
-        z = self.sample_noise(batch_size)
-        d_values = [v.value for v in D.trainable_variables]
-        d_fixed = [v.value for v in D.non_trainable_variables]
+        z, fake_labels = self.training_inputs(batch_size)
+        params = self._augment_params(batch_size)
+        d_values, d_fixed = _state(D)
         g_fixed = [v.value for v in G.non_trainable_variables]
 
         def g_loss_fn(g_values):
-            fake, g_updates = G.stateless_call(g_values, g_fixed, z, training=True)
-            logits, _ = D.stateless_call(d_values, d_fixed, fake, training=True)
-            return self.loss_fn.g_loss(logits), g_updates
+            fake, g_updates = G.stateless_call(g_values, g_fixed, self.g_inputs(z, fake_labels),
+                                               training=True)
+            logits, values, fixed = _run(D, d_values, d_fixed,
+                                         self.d_inputs(fake, fake_labels, params))
+            return self.loss_fn.g_loss(logits), (g_updates, values, fixed)
 
-        (g_loss, g_updates), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        (g_loss, (g_updates, values, fixed)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
             [v.value for v in G.trainable_variables])
         for variable, value in zip(G.non_trainable_variables, g_updates):
             variable.assign(value)  # BatchNorm statistics of the G step
+        _assign(D, values, fixed)
         self.g_optimizer.apply(grads, G.trainable_variables)
+        self.update_ema()
 
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def _augment_params(self, n):
+        return self.augment_params(n) if self.augment else None
+
+    def r1_penalty(self, d_inputs):
+        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
+        return _r1(self.discriminator, *_state(self.discriminator), d_inputs)
+
+
+def _state(model):
+    return ([v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables])
+
+
+def _assign(model, values, fixed):
+    for variable, value in zip(model.trainable_variables + model.non_trainable_variables,
+                               values + fixed):
+        variable.assign(value)
+
+
+def _run(model, values, fixed, inputs):
+    """`model(inputs, training=True)` on the given variable values; returns the outputs and all
+    the variables' values after the call (`stateless_call` would drop trainable ones)."""
+    mapping = list(zip(model.trainable_variables, values)) + list(
+        zip(model.non_trainable_variables, fixed))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        outputs = model(inputs, training=True)
+    return (outputs, [scope.get_current_value(v) for v in model.trainable_variables],
+            [scope.get_current_value(v) for v in model.non_trainable_variables])
+
+
+def _split(d_inputs):
+    """D's inputs -> (images, the other inputs): a conditional D also takes labels."""
+    return (d_inputs[0], d_inputs[1:]) if isinstance(d_inputs, list) else (d_inputs, [])
+
+
+def _squared_grad_norms(model, values, fixed, images, rest):
+    """||grad_x D(x)||^2 per image (float32)."""
+    def total(x):
+        return jnp.sum(_run(model, values, fixed, [x, *rest] if rest else x)[0])
+
+    grads = jax.grad(total)(images).astype(jnp.float32)
+    return jnp.sum(grads**2, axis=tuple(range(1, grads.ndim)))
+
+
+def _r1(model, values, fixed, d_inputs):
+    return jnp.mean(_squared_grad_norms(model, values, fixed, *_split(d_inputs)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -46,7 +47,7 @@ class GANTrainer:
         # Under tf.distribute this runs once per replica, on its share of the global batch.
         # The optimizers sum the replicas' gradients, so each replica's mean losses are divided
         # by the number of replicas (Keras' loss objects do the same; these means are our own).
-        real = data[0] if isinstance(data, (tuple, list)) else data
+        real, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels: conditional
         batch_size = tf.shape(real)[0]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         d_vars = self.discriminator.trainable_variables
@@ -54,24 +55,31 @@ class GANTrainer:
 
         for _ in range(self.d_steps):
             # The fake batch is made outside the tape: D's update needs no gradient through G.
-            fake = self.generator(self._replica_share(self.sample_noise, batch_size),
-                                  training=True)
+            z, fake_labels = self._share(self.training_inputs, batch_size)
+            fake = self.generator(self.g_inputs(z, fake_labels), training=True)
+            real_in = self._augmented(real, labels)
+            fake_in = self._augmented(fake, fake_labels)
             with tf.GradientTape() as tape:
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(fake, training=True)
+                real_logits = self.discriminator(real_in, training=True)
+                fake_logits = self.discriminator(fake_in, training=True)
                 d_loss = self.loss_fn.d_loss(real_logits, fake_logits)
                 if self.gan_loss == "wgan-gp":
-                    d_loss += self.gp_weight * self._gradient_penalty(real, fake)
+                    d_loss += self.gp_weight * self._gradient_penalty(real_in, fake_in)
+                if self.r1:
+                    d_loss += self._lazy_r1(real_in)
                 scaled = self.d_optimizer.scale_loss(d_loss / replicas)  # mixed_float16
             d_grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
 
+        z, fake_labels = self._share(self.training_inputs, batch_size)
+        params = self._share(self.augment_params, batch_size) if self.augment else None
         with tf.GradientTape() as tape:
-            fake = self.generator(self._replica_share(self.sample_noise, batch_size),
-                                  training=True)
-            g_loss = self.loss_fn.g_loss(self.discriminator(fake, training=True))
+            fake = self.generator(self.g_inputs(z, fake_labels), training=True)
+            g_loss = self.loss_fn.g_loss(
+                self.discriminator(self.d_inputs(fake, fake_labels, params), training=True))
             scaled = self.g_optimizer.scale_loss(g_loss / replicas)
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars, strict=True))
+        self.update_ema()
 
         logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
@@ -79,7 +87,17 @@ class GANTrainer:
             logs = {name: value[None] for name, value in logs.items()}
         return logs
 
-    def _replica_share(self, draw, n):
+    def _lazy_r1(self, real_in):
+        """gamma/2 * R1 every `r1_every`-th D step, weighted up by `r1_every` (else 0)."""
+        return tf.cond(self.d_optimizer.iterations % self.r1_every == 0,
+                       lambda: 0.5 * self.r1 * self.r1_every * self.r1_penalty(real_in),
+                       lambda: tf.zeros((), tf.float32))
+
+    def _augmented(self, images, labels):
+        params = self._share(self.augment_params, tf.shape(images)[0]) if self.augment else None
+        return self.d_inputs(images, labels, params)
+
+    def _share(self, draw, n):
         """`draw(n)` on one device; on N replicas, this replica's n rows of `draw(N * n)`.
 
         Every replica draws the whole global batch's randomness from the same (mirrored) seed
@@ -90,16 +108,30 @@ class GANTrainer:
         if context is None or context.num_replicas_in_sync == 1:
             return draw(n)
         start = tf.cast(context.replica_id_in_sync_group, tf.int32) * n
-        return draw(n * context.num_replicas_in_sync)[start : start + n]
+        return tf.nest.map_structure(lambda t: None if t is None else t[start : start + n],
+                                     draw(n * context.num_replicas_in_sync))
 
-    def _gradient_penalty(self, real, fake):
+    def r1_penalty(self, d_inputs):
+        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
+        images, *rest = [tf.convert_to_tensor(t) for t in
+                         (d_inputs if isinstance(d_inputs, list) else [d_inputs])]
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = self.discriminator([images, *rest] if rest else images, training=True)
+        grads = tf.cast(tape.gradient(logits, images), tf.float32)
+        return ops.mean(ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape)))))
+
+    def _gradient_penalty(self, real_in, fake_in):
         """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        alpha = self._replica_share(lambda n: self.interpolation_weights(n, real.shape.rank),
-                                    tf.shape(real)[0])
+        real, fake = (real_in[0], fake_in[0]) if isinstance(real_in, list) else (real_in, fake_in)
+        alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
+                            tf.shape(real)[0])
         mixed = real + alpha * (fake - real)
         with tf.GradientTape() as tape:
             tape.watch(mixed)
-            logits = self.discriminator(mixed, training=True)
+            # A conditional D scores the mix with the real images' labels.
+            logits = self.discriminator([mixed, real_in[1]] if isinstance(real_in, list)
+                                        else mixed, training=True)
         grads = tf.cast(tape.gradient(logits, mixed), tf.float32)  # float32 under mixed policies
         norms = ops.sqrt(ops.sum(ops.square(grads), axis=tuple(range(1, len(real.shape)))) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
@@ -113,14 +145,17 @@ def make_dataset(
     first_epoch: int,
     last_epoch: int,
     skip_steps: int = 0,
+    y: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of `x` for epochs `first_epoch` .. `last_epoch - 1`, `steps_per_epoch` each.
+    """Batches of `x` (with `y`: `(x, y)` pairs) for epochs `first_epoch` .. `last_epoch - 1`,
+    `steps_per_epoch` each.
 
     Each epoch's order is a stateless shuffle keyed by (seed, epoch), not a stateful
     `Dataset.shuffle`: a resumed run then sees exactly the batches an uninterrupted one would.
     `skip_steps` drops the batches of `first_epoch` that were trained before an interruption.
     """
     images = tf.constant(x)
+    labels = None if y is None else tf.constant(y, tf.int32)
     n = len(x)
 
     def epoch_batches(epoch):
@@ -137,6 +172,8 @@ def make_dataset(
         tf.data.Dataset.range(first_epoch, last_epoch)
         .flat_map(epoch_batches)
         .skip(skip_steps)
-        .map(lambda idx: tf.gather(images, idx), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda idx: tf.gather(images, idx) if labels is None
+             else (tf.gather(images, idx), tf.gather(labels, idx)),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -16,6 +16,9 @@ from kgan.errors import KganError
 
 # `--runs-dir` of the commands that default to the newest run.
 RunsDir = Annotated[Path, typer.Option(help="Where to look for the newest run.")]
+UseEma = Annotated[bool, typer.Option(
+    "--ema/--no-ema", help="Use the moving average of G's weights where the run kept one "
+    "(trained with --ema); --no-ema: the raw generator.")]
 
 # What TensorFlow's C++ side prints at start-up on a machine without a GPU, before its log
 # level applies: noise to a CPU user, so the CLI drops these lines (KGAN_DEBUG=1 keeps them).

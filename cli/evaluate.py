@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import RunsDir, select_backend, user_errors
+from cli.common import RunsDir, UseEma, select_backend, user_errors
 
 
 def evaluate(
@@ -29,6 +29,7 @@ def evaluate(
     real_split: Annotated[str, typer.Option(
         help="Real images to compare with: test (train if the dataset has no test split) "
              "or train.")] = "test",
+    ema: UseEma = True,
     as_json: Annotated[bool, typer.Option("--json", help="Also print JSON on stdout.")] = False,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
@@ -52,7 +53,7 @@ def evaluate(
         result = evaluate_run(
             run_dir, model, dataset, n, features, classifier, seed, real_split,
             on_train=lambda path: err.print(f"Training the evaluation classifier (once; cached "
-                                            f"at {path}) ..."))
+                                            f"at {path}) ..."), ema=ema)
     err.print(table(result))
     cov = result.get("coverage")
     if cov and (cov["missing_classes"] or cov["top_class_fraction"] > 0.5):
@@ -79,6 +80,8 @@ def table(result: dict):
         cov = result["coverage"]
         out.add_row("class coverage entropy", f"{cov['entropy_normalized']:.3f} (1 = uniform)")
         out.add_row("classes never generated", str(len(cov["missing_classes"])))
+    if "label_accuracy" in result:
+        out.add_row("label accuracy (conditional)", f"{result['label_accuracy']:.4f}")
     if protocol.get("classifier_accuracy") is not None:
         out.add_row("classifier test accuracy", f"{protocol['classifier_accuracy']:.4f}")
     return out

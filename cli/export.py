@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import RunsDir, select_backend, user_errors
+from cli.common import RunsDir, UseEma, select_backend, user_errors
 
 
 def export(
@@ -24,6 +24,7 @@ def export(
     max_batch: Annotated[int, typer.Option(
         help="Largest n the `generate` signature accepts.")] = 1024,
     out_dir: Annotated[Path, typer.Option(help="TF Serving model root.")] = Path("saved_models"),
+    ema: UseEma = True,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path."""
@@ -33,5 +34,5 @@ def export(
         from kgan.export import export as export_run
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
-                            max_batch, best)
+                            max_batch, best, ema)
     typer.echo(target)

@@ -53,6 +53,24 @@ def train(
     mixed_precision: Annotated[bool, typer.Option(
         "--mixed-precision", help="Compute in float16 on a GPU with TensorFlow (loss-scaled), "
         "else bfloat16; weights, logits and the gradient penalty stay float32.")] = False,
+    conditional: Annotated[bool, typer.Option(
+        "--conditional", help="Class-conditional GAN: G takes a label embedding, D a projection "
+        "head (needs labels: sub-folders, y_train or a built-in).")] = False,
+    ema: Annotated[float | None, typer.Option(
+        help="Keep a moving average of G's weights with this decay (e.g. 0.999); sample, eval "
+             "and export use it.", show_default="off")] = None,
+    ema_start: Annotated[int, typer.Option(
+        help="Generator steps before the average starts (it copies G until then).")
+    ] = _D.ema_start,
+    spectral_norm: Annotated[bool, typer.Option(
+        "--spectral-norm", help="Spectrally normalize D's layers.")] = False,
+    r1: Annotated[float, typer.Option(
+        help="R1 penalty weight gamma on real images (e.g. 10; 0 = off).")] = _D.r1,
+    r1_every: Annotated[int, typer.Option(
+        help="Compute R1 every N discriminator steps (lazy regularization).")] = _D.r1_every,
+    augment: Annotated[str, typer.Option(
+        help="DiffAugment D's inputs, real and fake: comma-separated translation, cutout, "
+             "color.", show_default="none")] = _D.augment,
     backend: Annotated[str, typer.Option(
         help="Keras backend: tensorflow, jax or torch.", envvar="KERAS_BACKEND")] = _D.backend,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories go.")] = Path("runs"),
@@ -93,7 +111,9 @@ def train(
                 jit=jit, steps_per_execution=steps_per_execution, sample_every=sample_every,
                 checkpoint_every=checkpoint_every,
                 tensorboard=tensorboard, eval_every=eval_every, eval_n=eval_n, backend=backend,
-                strategy=strategy, mixed_precision=mixed_precision,
+                strategy=strategy, mixed_precision=mixed_precision, conditional=conditional,
+                ema=ema, ema_start=ema_start, spectral_norm=spectral_norm, r1=r1,
+                r1_every=r1_every, augment=augment,
             ).validate()
         select_backend(config.backend)
         from kgan import training

@@ -305,14 +305,18 @@ class Reference:
         self.extractor, self.n, self.seed = extractor, len(images), seed
         self.features, _ = extractor(images)
 
-    def compare(self, fake: np.ndarray) -> dict:
+    def compare(self, fake: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """All metrics of `fake` (float images in [-1, 1]) against the reference, with protocol."""
-        return compare(fake, self.features, self.extractor, self.seed, self.split)
+        return compare(fake, self.features, self.extractor, self.seed, self.split, labels)
 
 
 def compare(fake: np.ndarray, real_features: np.ndarray, extractor: Extractor, seed: int = 0,
-            real_split: str = "test") -> dict:
-    """All metrics of `fake` against real features, and the protocol that produced them."""
+            real_split: str = "test", labels: np.ndarray | None = None) -> dict:
+    """All metrics of `fake` against real features, and the protocol that produced them.
+
+    With the `labels` a conditional generator was asked for, and a classifier extractor, also
+    `label_accuracy`: the fraction of fakes the classifier puts in their requested class.
+    """
     fake_features, fake_probs = extractor(fake)
     kid_mean, kid_std = kid(fake_features, real_features, seed=seed)
     result = {"fid": fid(fake_features, real_features), "kid": kid_mean, "kid_std": kid_std}
@@ -320,6 +324,8 @@ def compare(fake: np.ndarray, real_features: np.ndarray, extractor: Extractor, s
         score, score_std = classifier_score(fake_probs)
         result.update(classifier_score=score, classifier_score_std=score_std,
                       coverage=coverage(fake_probs))
+        if labels is not None:
+            result["label_accuracy"] = float(np.mean(fake_probs.argmax(1) == labels))
     result["protocol"] = {
         "n_fake": len(fake), "n_real": len(real_features), "real_split": real_split,
         "features": extractor.name, "extractor": extractor.info.get("path"),
@@ -344,11 +350,14 @@ def generated(gan, n: int, seed: int) -> np.ndarray:
 def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
              dataset: str | None = None, n: int = 10000, features: str = "classifier",
              classifier_path: str | Path | None = None, seed: int = 0,
-             real_split: str = "test", on_train=None) -> dict:
+             real_split: str = "test", on_train=None, ema: bool = True) -> dict:
     """Evaluates a run's latest checkpoint, an exported model, or (the floor) a dataset's own
     training images against its real test images.
 
-    For a run, the result is also appended to its `metrics.jsonl` (with `"source": "eval"`).
+    A run trained with `--ema` is evaluated with the moving average of its generator (`ema`).
+    Conditional generators draw the classes in turn, and the classifier's `label_accuracy` is
+    reported beside FID and KID. For a run, the result is also appended to its `metrics.jsonl`
+    (with `"source": "eval"`).
     """
     from kgan import runs, sample
 
@@ -359,16 +368,19 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
         from kgan import export
 
         version_dir = export.resolve(model)
-        config = export.metadata(version_dir)["training_config"]
+        meta = export.metadata(version_dir)
+        config = meta["training_config"]
         dataset, image_size = config["dataset"], config["image_size"]
         fake = to_float(export.draw(version_dir, n, seed))
+        labels = sample.labels_for(n, meta.get("num_classes"))
         record = {"model": str(version_dir)}
     elif run_dir is not None:
         from kgan.training import load_gan
 
-        gan, config = load_gan(run_dir)
+        gan, config = load_gan(run_dir, ema=ema)
         dataset, image_size = config.dataset, config.image_size
         fake = generated(gan, n, seed)
+        labels = sample.labels_for(n, gan.num_classes)
         records, _ = runs.read_metrics(Path(run_dir))
         step = gan.steps
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)
@@ -376,9 +388,11 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     else:
         image_size = None
         fake, _ = real_images(dataset, image_size, n, "train", seed + 1)
+        labels = None
         record = {"dataset": dataset, "images": "real train split"}
     ext = extractor(features, dataset, image_size, classifier_path, on_train)
-    result = {**record, **Reference(ext, dataset, image_size, n, real_split, seed).compare(fake)}
+    reference = Reference(ext, dataset, image_size, n, real_split, seed)
+    result = {**record, **reference.compare(fake, labels)}
     if run_dir is not None:
         runs.append_metrics(Path(run_dir), result)
     return result

@@ -44,7 +44,7 @@ def noise(n, seed, latent_dim):
 
 def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
            version: int | None = None, force: bool = False, max_batch: int = 1024,
-           best: bool = False) -> Path:
+           best: bool = False, ema: bool = True) -> Path:
     """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path.
 
     The SavedModel is written to a temporary folder beside its target and renamed into place,
@@ -54,6 +54,11 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         serving_default: `z` float32 [None, latent_dim] -> `images` uint8 [None, H, W, C].
         generate: `n` int32 scalar, `seed` int64 scalar -> `images` uint8; 1 <= n <= max_batch.
         raw: `z` float32 [None, latent_dim] -> `images` float32 in [-1, 1].
+
+    A conditional run's signatures also take a `label`: int32 [None] beside `z`, and an int32
+    scalar in `generate` whose default, -1, gives the classes in turn (0, 1, ...).
+    With `ema` (default), a run trained with `--ema` exports the moving average of its
+    generator's weights.
     """
     from kgan.training import load_gan
 
@@ -72,17 +77,18 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     if target.exists() and not force:
         raise KganError(f"{target} already exists. Use --force to replace it, or another "
                         "--version.")
-    gan, config = load_gan(run_dir, best)
+    gan, config = load_gan(run_dir, best, ema=ema)
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-tmp-"))
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     try:
-        _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp)
-        _write_warmup(tmp / WARMUP, name, config.latent_dim)
+        _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp, gan.num_classes)
+        _write_warmup(tmp / WARMUP, name, config.latent_dim, bool(gan.num_classes))
         metadata = {
             "name": name, "version": version, "latent_dim": config.latent_dim,
+            "num_classes": gan.num_classes, "ema": bool(ema and config.ema),
             "image_shape": list(config.image_shape), "dataset": config.dataset,
             "max_batch": max_batch, "signatures": list(SIGNATURES),
             "step": gan.steps, "run_dir": str(run_dir.resolve()),
@@ -109,43 +115,76 @@ def _next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path) -> None:
+def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
+                      num_classes: int | None = None) -> None:
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    generate_spec = [tf.TensorSpec([], tf.int32, name="n"),
+                     tf.TensorSpec([], tf.int64, name="seed")]
 
-    def serving_default(z):
-        return {"images": to_uint8(generator(z, training=False))}
-
-    def generate(n, seed):
+    def generate_images(n, seed, labels=None):
         checks = [
             tf.debugging.assert_greater_equal(n, 1, message="n must be at least 1"),
             tf.debugging.assert_less_equal(n, max_batch, message=f"n must be at most {max_batch}"),
         ]
         with tf.control_dependencies(checks):
             z = noise(n, seed, latent_dim)
-        return {"images": to_uint8(generator(z, training=False))}
-
-    def raw(z):
-        return {"images": generator(z, training=False)}
+        return generator(z if labels is None else [z, labels], training=False)
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec])
-    archive.add_endpoint("generate", generate, input_signature=[
-        tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int64, name="seed")])
-    archive.add_endpoint("raw", raw, input_signature=[z_spec])
+    if num_classes is None:
+        archive.add_endpoint("serving_default",
+                             lambda z: {"images": to_uint8(generator(z, training=False))},
+                             input_signature=[z_spec])
+        archive.add_endpoint("generate",
+                             lambda n, seed: {"images": to_uint8(generate_images(n, seed))},
+                             input_signature=generate_spec)
+        archive.add_endpoint("raw", lambda z: {"images": generator(z, training=False)},
+                             input_signature=[z_spec])
+    else:
+        def checked(labels):
+            message = f"label must be in [0, {num_classes})"
+            with tf.control_dependencies([
+                    tf.debugging.assert_non_negative(labels, message=message),
+                    tf.debugging.assert_less(labels, num_classes, message=message)]):
+                return tf.identity(labels)
+
+        def conditional(z, label):
+            return generator([z, checked(label)], training=False)
+
+        # -1 (the default a SignatureDef records for a client that leaves `label` out): the
+        # classes in turn. A tensor default is what TensorFlow writes into the SignatureDef.
+        def generate(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
+            labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
+            return {"images": to_uint8(generate_images(n, seed, checked(labels)))}
+
+        label_spec = tf.TensorSpec([None], tf.int32, name="label")
+        archive.add_endpoint("serving_default",
+                             lambda z, label: {"images": to_uint8(conditional(z, label))},
+                             input_signature=[z_spec, label_spec])
+        archive.add_endpoint("generate", generate, input_signature=[
+            *generate_spec, tf.TensorSpec([], tf.int32, name="label")])
+        archive.add_endpoint("raw", lambda z, label: {"images": conditional(z, label)},
+                             input_signature=[z_spec, label_spec])
     archive.write_out(str(path), verbose=False)
 
 
-def warmup_request(model_name: str, latent_dim: int) -> bytes:
-    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with 1 z.
+def warmup_request(model_name: str, latent_dim: int, conditional: bool = False) -> bytes:
+    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with 1 z
+    (and label 0 for a conditional model).
 
     Encoded by hand (protobuf wire format) so exporting needs no tensorflow-serving-api:
     PredictionLog.predict_log(6) -> PredictLog.request(1) -> PredictRequest{model_spec(1):
     ModelSpec{name(1), signature_name(3)}, inputs(2): map<string, TensorProto>}.
     """
-    z = tf.make_tensor_proto(np.zeros((1, latent_dim), np.float32)).SerializeToString()
+    inputs = {"z": np.zeros((1, latent_dim), np.float32)}
+    if conditional:
+        inputs["label"] = np.zeros((1,), np.int32)
     spec = _field(1, model_name.encode()) + _field(3, b"serving_default")
-    request = _field(1, spec) + _field(2, _field(1, b"z") + _field(2, z))
+    request = _field(1, spec) + b"".join(
+        _field(2, _field(1, key.encode()) + _field(2, tf.make_tensor_proto(value)
+                                                     .SerializeToString()))
+        for key, value in inputs.items())
     return _field(6, _field(1, request))
 
 
@@ -163,10 +202,10 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _write_warmup(path: Path, model_name: str, latent_dim: int) -> None:
+def _write_warmup(path: Path, model_name: str, latent_dim: int, conditional: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(warmup_request(model_name, latent_dim))
+        writer.write(warmup_request(model_name, latent_dim, conditional))
 
 
 def resolve(model: str | Path) -> Path:
@@ -190,8 +229,10 @@ def metadata(version_dir: Path) -> dict:
         raise KganError(f"Cannot read {version_dir / METADATA}: {e}") from None
 
 
-def draw(model: str | Path, n: int, seed: int, chunk: int = 256) -> np.ndarray:
-    """`n` uint8 images from an exported model: the same images as its `generate(n, seed)`."""
+def draw(model: str | Path, n: int, seed: int, chunk: int = 256, labels=None) -> np.ndarray:
+    """`n` uint8 images from an exported model: the same images as its `generate(n, seed)`
+    (a conditional model: for `labels`, one or one per image, by default the classes in turn).
+    """
     version_dir = resolve(model)
     meta = metadata(version_dir)
     try:
@@ -200,4 +241,13 @@ def draw(model: str | Path, n: int, seed: int, chunk: int = 256) -> np.ndarray:
         raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
     z = noise(tf.constant(n, tf.int32), tf.constant(seed, tf.int64), meta["latent_dim"])
     serve = loaded.signatures["serving_default"]
-    return np.concatenate([serve(z=z[i : i + chunk])["images"].numpy() for i in range(0, n, chunk)])
+    if not meta.get("num_classes"):
+        if labels is not None:
+            raise KganError(f"--label needs a conditional model; {version_dir} is not one")
+        return np.concatenate([serve(z=z[i : i + chunk])["images"].numpy()
+                               for i in range(0, n, chunk)])
+    from kgan.sample import labels_for
+
+    labels = tf.constant(labels_for(n, meta["num_classes"], labels))
+    return np.concatenate([serve(z=z[i : i + chunk], label=labels[i : i + chunk])["images"].numpy()
+                           for i in range(0, n, chunk)])

@@ -41,3 +41,16 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(image[..., 0] if mode == "L" else image, mode=mode).save(tmp, format="PNG")
     return path
+
+
+def save_gif(frames: np.ndarray, path: str | Path, duration_ms: int = 80) -> Path:
+    """Writes uint8 frames (T, H, W, 1|3) as an endlessly looping animated GIF, atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    pictures = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
+                for frame in frames]
+    with atomic_path(path) as tmp:
+        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=duration_ms, loop=0)
+    return path

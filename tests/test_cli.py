@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -50,6 +51,8 @@ def bad_inputs(tmp_path, toy_npz):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "a.png").write_bytes(b"not an image")
     (tmp_path / "notarun").mkdir()
+    unlabeled = tmp_path / "unlabeled.npz"
+    np.savez(unlabeled, x_train=np.load(toy_npz)["x_train"])
     return [
         (["--dataset", "imagenet"], "Error: Unknown dataset 'imagenet'. Use one of mnist, "
          "fashion_mnist, cifar10, a folder of images or an .npz file with x_train."),
@@ -72,6 +75,20 @@ def bad_inputs(tmp_path, toy_npz):
         (["--dataset", toy_npz, "--backend", "mxnet"],
          "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
          "Received: backend=mxnet"),
+        (["--dataset", toy_npz, "--augment", "translation,flip"],
+         "Error: Unknown augment 'flip'. Valid values: translation, cutout, color. "
+         "Received: augment=flip"),
+        (["--dataset", toy_npz, "--ema", 1.5],
+         "Error: `ema` must be in (0, 1), for example 0.999. Received: ema=1.5"),
+        (["--dataset", toy_npz, "--ema", 0.9, "--ema-start", -1],
+         "Error: `ema_start` must be a non-negative integer. Received: ema_start=-1"),
+        (["--dataset", toy_npz, "--r1", -1],
+         "Error: `r1` must be a non-negative number. Received: r1=-1.0"),
+        (["--dataset", toy_npz, "--r1-every", 0],
+         "Error: `r1_every` must be a positive integer. Received: r1_every=0"),
+        (["--dataset", unlabeled, "--conditional"],
+         f"Error: --conditional needs class labels and {unlabeled} has none (a folder needs one "
+         "sub-folder per class, an .npz a y_train)."),
         (["--resume", tmp_path / "notarun"], f"Error: {tmp_path}/notarun is not a kgan run "
          "(no config.json)"),
         (["--resume", tmp_path / "missing"], f"Error: Run directory not found: {tmp_path}/missing"),

@@ -268,3 +268,77 @@ def test_grpc_example_request_matches_the_generate_signature(trained):
     images = signature(**inputs)["images"].numpy()
     assert images.shape == (3, 8, 8, 3)
     np.testing.assert_array_equal(images, export.draw(path, 3, seed=11))
+
+
+# A conditional run with a moving average: TensorFlow alone, as a client would call it.
+TF_CONDITIONAL = r"""
+import sys
+sys.modules["keras"] = sys.modules["kgan"] = None
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+path, z_file, out_file = sys.argv[1:4]
+model = tf.saved_model.load(path)
+z = tf.constant(np.load(z_file))
+labels = tf.constant([0, 1, 2, 3, 0, 1], tf.int32)
+out = {"raw": model.signatures["raw"](z=z, label=labels)["images"].numpy(),
+       "serving_default": model.signatures["serving_default"](z=z, label=labels)["images"].numpy()}
+generate = model.signatures["generate"]
+one = lambda v, dtype=tf.int32: tf.constant(v, dtype)
+out["generate_turns"] = generate(n=one(5), seed=one(3, tf.int64), label=one(-1))["images"].numpy()
+out["generate_2"] = generate(n=one(5), seed=one(3, tf.int64), label=one(2))["images"].numpy()
+try:
+    generate(n=one(2), seed=one(1, tf.int64), label=one(4))
+    out["error"] = np.array("")
+except tf.errors.InvalidArgumentError as e:
+    out["error"] = np.array(e.message)
+saved = saved_model_pb2.SavedModel.FromString(open(path + "/saved_model.pb", "rb").read())
+defaults = saved.meta_graphs[0].signature_def["generate"].defaults
+out["default_label"] = tf.make_ndarray(defaults["label"])
+np.savez(out_file, **out)
+"""
+
+
+def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "toy.npz", x_train=x, y_train=np.arange(64) % 4)
+    config = TrainConfig(dataset=str(tmp_path / "toy.npz"), batch_size=16, epochs=1, latent_dim=8,
+                         conditional=True, ema=0.5, ema_start=1, tensorboard=False)
+    run = lib.train(config, runs_dir=tmp_path / "runs").run_dir
+    path = export.export(run, tmp_path / "saved_models")
+    raw_path = export.export(run, tmp_path / "saved_models", name="raw", ema=False)
+    z = np.random.default_rng(1).standard_normal((6, 8)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    subprocess.run([sys.executable, "-c", TF_CONDITIONAL, str(path), str(tmp_path / "z.npy"),
+                    str(tmp_path / "out.npz")], check=True)
+    out = np.load(tmp_path / "out.npz")
+    gan, _ = lib.load_gan(run, ema=True)
+    labels = np.array([0, 1, 2, 3, 0, 1], np.int32)
+
+    def uint8(images):
+        return np.clip(np.round((keras.ops.convert_to_numpy(images) + 1) * 127.5), 0, 255)
+
+    expected = keras.ops.convert_to_numpy(gan.generator([z, labels], training=False))
+    np.testing.assert_allclose(out["raw"], expected, atol=1e-5)
+    assert np.abs(out["serving_default"].astype(int) - uint8(expected)).max() <= 1
+    assert np.abs(out["generate_turns"].astype(int) - uint8(gan.generate(5, seed=3))).max() <= 1
+    assert np.abs(out["generate_2"].astype(int)
+                  - uint8(gan.generate(5, seed=3, labels=2))).max() <= 1
+    assert not np.array_equal(out["generate_turns"], out["generate_2"])
+    assert "label must be in [0, 4)" in str(out["error"])
+    assert int(out["default_label"]) == -1  # a client may leave `label` out
+    meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
+    assert (meta["num_classes"], meta["ema"]) == (4, True)
+
+    raw_gan, _ = lib.load_gan(run)
+    raw_images = export.draw(raw_path, 4, seed=0)
+    assert np.abs(raw_images.astype(int) - uint8(raw_gan.generate(4, seed=0))).max() <= 1
+    assert not np.array_equal(raw_images, export.draw(path, 4, seed=0))
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    warmup = next(iter(tf.data.TFRecordDataset(str(path / export.WARMUP))))
+    request = prediction_log_pb2.PredictionLog.FromString(warmup.numpy()).predict_log.request
+    assert tf.make_ndarray(request.inputs["label"]).tolist() == [0]
+    assert tf.make_ndarray(request.inputs["z"]).shape == (1, 8)

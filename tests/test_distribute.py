@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from test_backends import TECHNIQUES
 
 from kgan import training as lib
 from kgan.config import TrainConfig
@@ -30,7 +31,7 @@ from kgan.config import TrainConfig
 from kgan.errors import KganError
 
 config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
-                     jit=False, strategy=sys.argv[3], loss=sys.argv[4])
+                     jit=False, strategy=sys.argv[3], loss=sys.argv[4], **json.loads(sys.argv[5]))
 uneven = None
 if config.strategy != "default":
     try:
@@ -56,10 +57,14 @@ def weights(run_dir):
     return [keras.ops.convert_to_numpy(v) for v in gan.weights]
 
 
-@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
-def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path, loss):
-    one = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "one", "default", loss)
-    two = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "two", "mirrored", loss)
+@pytest.mark.parametrize(("loss", "options"), [("bce", {}), ("wgan-gp", {}),
+                                               ("hinge", TECHNIQUES)],
+                         ids=["bce", "wgan-gp", "hinge-techniques"])
+def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path, loss, options):
+    one = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "one", "default", loss,
+                     json.dumps(options))
+    two = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "two", "mirrored", loss,
+                     json.dumps(options))
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert one["resumed_steps"] == two["resumed_steps"] == 24
     assert two["uneven"] == ("--batch-size is the global batch and must split evenly over the 2 "
@@ -68,11 +73,12 @@ def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path
     # 24 steps the two runs differ by float rounding, which Adam amplifies where a gradient is
     # near 0, a small fraction of what training moved. (A replica drawing the other's noise,
     # or unscaled losses doubling the gradients, differs by as much as training moved.)
-    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss)
-    config.image_shape = (8, 8, 1)
+    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss,
+                         image_shape=(8, 8, 1), num_classes=4, **options)
     start = [keras.ops.convert_to_numpy(v) for v in lib.build_gan(config).weights]
     a, b = weights(one["run_dir"]), weights(two["run_dir"])
-    assert len(a) == len(b) == len(start) == 14
+    # With the techniques: 2 label embeddings, 3 power-iteration vectors, 9 averaged G weights.
+    assert len(a) == len(b) == len(start) == (28 if options else 14)
     for x, y, s in zip(a, b, start, strict=True):
         if x.size > 1:  # the last bias is 0 throughout (its gradient cancels)
             moved = np.abs(x - s)

@@ -189,7 +189,7 @@ class GAN(GANTrainer, keras.Model):
         return None if labels is None else ops.convert_to_tensor(labels)
 
     # Serialization: sub-models in get_config, both optimizers in the compile config, the
-    # noise state beside the (empty) variables of the GAN itself.
+    # noise state beside the GAN's own variables (the generator's moving average, if any).
 
     def get_config(self):
         return {

@@ -127,7 +127,9 @@ class GAN(GANTrainer, keras.Model):
         return keras.random.uniform((n,) + (1,) * (ndim - 1), seed=self.seed_generator)
 
     def augment_params(self, n):
-        """The uniforms of `n` images' DiffAugment (see `kgan.augment`)."""
+        """The uniforms of `n` images' DiffAugment (see `kgan.augment`); None without it."""
+        if not self.augment:
+            return None
         return keras.random.uniform((n, augment.num_params(self.augment)),
                                     seed=self.seed_generator)
 

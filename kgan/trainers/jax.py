@@ -61,8 +61,8 @@ class GANTrainer:
         for _ in range(self.d_steps):
             z, fake_labels = self.training_inputs(batch_size)
             fake = jax.lax.stop_gradient(G(self.g_inputs(z, fake_labels), training=True))
-            real_in = self.d_inputs(real, labels, self._augment_params(batch_size))
-            fake_in = self.d_inputs(fake, fake_labels, self._augment_params(batch_size))
+            real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
+            fake_in = self.d_inputs(fake, fake_labels, self.augment_params(batch_size))
             alpha = (self.interpolation_weights(real.shape[0], real.ndim)
                      if self.gan_loss == "wgan-gp" else None)
             lazy_r1 = self.d_optimizer.iterations % self.r1_every == 0
@@ -90,7 +90,7 @@ class GANTrainer:
             self.d_optimizer.apply(grads, D.trainable_variables)
 
         z, fake_labels = self.training_inputs(batch_size)
-        params = self._augment_params(batch_size)
+        params = self.augment_params(batch_size)
         d_values, d_fixed = _state(D)
         g_fixed = [v.value for v in G.non_trainable_variables]
 
@@ -110,9 +110,6 @@ class GANTrainer:
         self.update_ema()
 
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
-
-    def _augment_params(self, n):
-        return self.augment_params(n) if self.augment else None
 
     def r1_penalty(self, d_inputs):
         """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""

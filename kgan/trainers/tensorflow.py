@@ -72,7 +72,7 @@ class GANTrainer:
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
 
         z, fake_labels = self._share(self.training_inputs, batch_size)
-        params = self._share(self.augment_params, batch_size) if self.augment else None
+        params = self._share(self.augment_params, batch_size)
         with tf.GradientTape() as tape:
             fake = self.generator(self.g_inputs(z, fake_labels), training=True)
             g_loss = self.loss_fn.g_loss(
@@ -94,8 +94,7 @@ class GANTrainer:
                        lambda: tf.zeros((), tf.float32))
 
     def _augmented(self, images, labels):
-        params = self._share(self.augment_params, tf.shape(images)[0]) if self.augment else None
-        return self.d_inputs(images, labels, params)
+        return self.d_inputs(images, labels, self._share(self.augment_params, tf.shape(images)[0]))
 
     def _share(self, draw, n):
         """`draw(n)` on one device; on N replicas, this replica's n rows of `draw(N * n)`.

@@ -34,8 +34,8 @@ class GANTrainer:
             z, fake_labels = self.training_inputs(batch_size)
             with torch.no_grad():  # D's update needs no gradient through G
                 fake = self.generator(self.g_inputs(z, fake_labels), training=True)
-            real_in = self.d_inputs(real, labels, self._augment_params(batch_size))
-            fake_in = self.d_inputs(fake, fake_labels, self._augment_params(batch_size))
+            real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
+            fake_in = self.d_inputs(fake, fake_labels, self.augment_params(batch_size))
             self._normalize_d()
             real_logits = self._discriminate(real_in)
             fake_logits = self._discriminate(fake_in)
@@ -51,7 +51,7 @@ class GANTrainer:
 
         self.zero_grad()
         z, fake_labels = self.training_inputs(batch_size)
-        params = self._augment_params(batch_size)
+        params = self.augment_params(batch_size)
         self._normalize_d()
         fake = self.generator(self.g_inputs(z, fake_labels), training=True)
         g_loss = self.loss_fn.g_loss(self._discriminate(self.d_inputs(fake, fake_labels, params)))
@@ -62,9 +62,6 @@ class GANTrainer:
 
         return self.update_metrics(d_loss.detach(), g_loss.detach(), real_logits.detach(),
                                    fake_logits.detach())
-
-    def _augment_params(self, n):
-        return self.augment_params(n) if self.augment else None
 
     @functools.cached_property
     def _spectral_layers(self):

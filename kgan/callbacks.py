@@ -138,14 +138,14 @@ class Evaluation(_RunCallback):
         self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kgan import evaluate, sample
+        from kgan import evaluate
 
         self.last = None
         if not self.due(epoch):
             return
         with self.model.averaged_generator():
-            fake = evaluate.generated(self.model, self.n, self.seed)
-        result = self.reference.compare(fake, sample.labels_for(self.n, self.model.num_classes))
+            fake, labels = evaluate.generated(self.model, self.n, self.seed)
+        result = self.reference.compare(fake, labels)
         self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score",
                                                   "label_accuracy") if key in result}
         if "coverage" in result:

@@ -340,11 +340,13 @@ def to_float(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
 
-def generated(gan, n: int, seed: int) -> np.ndarray:
-    """`n` images from `gan` for `seed`, quantized to uint8 as users and exports see them."""
+def generated(gan, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """`n` images from `gan` for `seed`, quantized to uint8 as users and exports see them, and
+    the labels they were drawn for (a conditional GAN: the classes in turn; else None)."""
     from kgan import images, sample
 
-    return to_float(images.to_uint8(sample.draw(gan, n, seed)))
+    labels = sample.labels_for(n, gan.num_classes)
+    return to_float(images.to_uint8(sample.draw(gan, n, seed, labels=labels))), labels
 
 
 def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
@@ -379,8 +381,7 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
 
         gan, config = load_gan(run_dir, ema=ema)
         dataset, image_size = config.dataset, config.image_size
-        fake = generated(gan, n, seed)
-        labels = sample.labels_for(n, gan.num_classes)
+        fake, labels = generated(gan, n, seed)
         records, _ = runs.read_metrics(Path(run_dir))
         step = gan.steps
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)

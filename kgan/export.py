@@ -241,13 +241,16 @@ def draw(model: str | Path, n: int, seed: int, chunk: int = 256, labels=None) ->
         raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
     z = noise(tf.constant(n, tf.int32), tf.constant(seed, tf.int64), meta["latent_dim"])
     serve = loaded.signatures["serving_default"]
-    if not meta.get("num_classes"):
-        if labels is not None:
-            raise KganError(f"--label needs a conditional model; {version_dir} is not one")
-        return np.concatenate([serve(z=z[i : i + chunk])["images"].numpy()
-                               for i in range(0, n, chunk)])
+    if not meta.get("num_classes") and labels is not None:
+        raise KganError(f"--label needs a conditional model; {version_dir} is not one")
     from kgan.sample import labels_for
 
-    labels = tf.constant(labels_for(n, meta["num_classes"], labels))
-    return np.concatenate([serve(z=z[i : i + chunk], label=labels[i : i + chunk])["images"].numpy()
-                           for i in range(0, n, chunk)])
+    labels = labels_for(n, meta.get("num_classes"), labels)
+
+    def images(i):
+        inputs = {"z": z[i : i + chunk]}
+        if labels is not None:
+            inputs["label"] = tf.constant(labels[i : i + chunk])
+        return serve(**inputs)["images"].numpy()
+
+    return np.concatenate([images(i) for i in range(0, n, chunk)])

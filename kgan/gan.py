@@ -140,6 +140,11 @@ class GAN(GANTrainer, keras.Model):
             images = augment.apply(images, self.augment, params)
         return images if labels is None else [images, labels]
 
+    @staticmethod
+    def split_d_inputs(d_inputs):
+        """`d_inputs` -> (images, the other inputs): a conditional D also takes labels."""
+        return (d_inputs[0], d_inputs[1:]) if isinstance(d_inputs, list) else (d_inputs, [])
+
     def g_inputs(self, z, labels):
         return z if labels is None else [z, labels]
 

@@ -73,14 +73,15 @@ class GANTrainer:
                 fake_logits, values, fixed = _run(D, values, fixed, fake_in)
                 loss = self.loss_fn.d_loss(real_logits, fake_logits)
                 if alpha is not None:
-                    images, rest = _split(real_in)
-                    mixed = images + alpha * (_split(fake_in)[0] - images)
+                    images, rest = self.split_d_inputs(real_in)
+                    mixed = images + alpha * (self.split_d_inputs(fake_in)[0] - images)
                     norms = jnp.sqrt(_squared_grad_norms(D, values, fixed, mixed, rest) + 1e-12)
                     loss = loss + self.gp_weight * jnp.mean((norms - 1.0) ** 2)
                 if self.r1:  # lazy: every r1_every-th D step, weighted up by r1_every
                     loss = loss + jax.lax.cond(
                         lazy_r1,
-                        lambda: 0.5 * self.r1 * self.r1_every * _r1(D, values, fixed, real_in),
+                        lambda: 0.5 * self.r1 * self.r1_every * jnp.mean(_squared_grad_norms(
+                            D, values, fixed, *self.split_d_inputs(real_in))),
                         lambda: jnp.zeros((), jnp.float32))
                 return loss, (real_logits, fake_logits, values, fixed)
 
@@ -113,7 +114,8 @@ class GANTrainer:
 
     def r1_penalty(self, d_inputs):
         """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        return _r1(self.discriminator, *_state(self.discriminator), d_inputs)
+        D = self.discriminator
+        return jnp.mean(_squared_grad_norms(D, *_state(D), *self.split_d_inputs(d_inputs)))
 
 
 def _state(model):
@@ -138,11 +140,6 @@ def _run(model, values, fixed, inputs):
             [scope.get_current_value(v) for v in model.non_trainable_variables])
 
 
-def _split(d_inputs):
-    """D's inputs -> (images, the other inputs): a conditional D also takes labels."""
-    return (d_inputs[0], d_inputs[1:]) if isinstance(d_inputs, list) else (d_inputs, [])
-
-
 def _squared_grad_norms(model, values, fixed, images, rest):
     """||grad_x D(x)||^2 per image (float32)."""
     def total(x):
@@ -151,6 +148,3 @@ def _squared_grad_norms(model, values, fixed, images, rest):
     grads = jax.grad(total)(images).astype(jnp.float32)
     return jnp.sum(grads**2, axis=tuple(range(1, grads.ndim)))
 
-
-def _r1(model, values, fixed, d_inputs):
-    return jnp.mean(_squared_grad_norms(model, values, fixed, *_split(d_inputs)))

@@ -110,29 +110,27 @@ class GANTrainer:
         return tf.nest.map_structure(lambda t: None if t is None else t[start : start + n],
                                      draw(n * context.num_replicas_in_sync))
 
-    def r1_penalty(self, d_inputs):
-        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        images, *rest = [tf.convert_to_tensor(t) for t in
-                         (d_inputs if isinstance(d_inputs, list) else [d_inputs])]
+    def _squared_grad_norms(self, images, rest):
+        """||grad_x D(x)||^2 per image, float32 (also under mixed policies), differentiable."""
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = self.discriminator([images, *rest] if rest else images, training=True)
         grads = tf.cast(tape.gradient(logits, images), tf.float32)
-        return ops.mean(ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape)))))
+        return ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape))))
+
+    def r1_penalty(self, d_inputs):
+        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
+        images, rest = self.split_d_inputs(d_inputs)
+        return ops.mean(self._squared_grad_norms(tf.convert_to_tensor(images),
+                                                 [tf.convert_to_tensor(t) for t in rest]))
 
     def _gradient_penalty(self, real_in, fake_in):
-        """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        real, fake = (real_in[0], fake_in[0]) if isinstance(real_in, list) else (real_in, fake_in)
+        """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake.
+        A conditional D scores the mix with the real images' labels."""
+        (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
         alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
                             tf.shape(real)[0])
-        mixed = real + alpha * (fake - real)
-        with tf.GradientTape() as tape:
-            tape.watch(mixed)
-            # A conditional D scores the mix with the real images' labels.
-            logits = self.discriminator([mixed, real_in[1]] if isinstance(real_in, list)
-                                        else mixed, training=True)
-        grads = tf.cast(tape.gradient(logits, mixed), tf.float32)  # float32 under mixed policies
-        norms = ops.sqrt(ops.sum(ops.square(grads), axis=tuple(range(1, len(real.shape)))) + 1e-12)
+        norms = ops.sqrt(self._squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
 
 

@@ -89,16 +89,12 @@ class GANTrainer:
 
     def r1_penalty(self, d_inputs):
         """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        return torch.mean(self._squared_grad_norms(*_split(d_inputs)))
+        return torch.mean(self._squared_grad_norms(*self.split_d_inputs(d_inputs)))
 
     def _gradient_penalty(self, real_in, fake_in):
         """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        (real, rest), fake = _split(real_in), _split(fake_in)[0]
+        (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
         alpha = self.interpolation_weights(real.shape[0], real.ndim)
         norms = torch.sqrt(self._squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
         return torch.mean((norms - 1.0) ** 2)
 
-
-def _split(d_inputs):
-    """D's inputs -> (images, the other inputs): a conditional D also takes labels."""
-    return (d_inputs[0], d_inputs[1:]) if isinstance(d_inputs, list) else (d_inputs, [])

@@ -209,10 +209,10 @@ def kgan_in_memory(args) -> dict:
     for the architecture), on one batch already in memory: no input pipeline, no callbacks."""
     import tensorflow as tf
 
-    from kgan import training
+    from kgan.checkpoint import build_gan
 
     config = _config(args.arch, args)
-    gan = training.build_gan(config)
+    gan = build_gan(config)
     gan.epoch_steps = args.steps
     batch = tf.data.Dataset.from_tensors((_fashion_mnist()[: config.batch_size],)).repeat()
     return _timed_fit(gan, batch, args)

@@ -38,8 +38,9 @@ def evaluate(
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with user_errors():
-        from kgan import runs
         from kgan.sample import check_n
+
+        from kgan import runs
 
         check_n(n)
         if model is None and dataset is None:

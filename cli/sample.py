@@ -38,54 +38,50 @@ def sample(
              "each row).")] = None,
     interpolate: Annotated[int | None, typer.Option(
         help="Write a walk of this many frames between random latents (spherical): a PNG "
-             "strip, one row per walk (per class for conditional runs), and an animated GIF.")
-    ] = None,
+             "strip, one row per walk (per class for conditional runs), and an animated GIF.",
+        show_default="off; writes RUN_DIR/samples/interpolate-seed<SEED>.png")] = None,
     ema: UseEma = True,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Draw images from the newest run (or RUN_DIR, or --model) and print the written paths."""
     with user_errors():
         from kgan import runs
+        from kgan.config import positive_int
         from kgan.errors import KganError
-        from kgan.sample import check_n, parse_labels, write
+        from kgan.labels import parse_labels
 
         if label is not None and labels is not None:
             raise KganError("Use --label or --labels, not both")
         rows = parse_labels(labels) if labels is not None else None
         n = n if n is not None else 64 if rows is None else 8
-        check_n(n)
+        positive_int("n", n)
         if nrow is not None:
-            check_n(nrow, "nrow")
-        if model is not None:
-            if interpolate is not None:
-                raise KganError("--interpolate samples a run directory, not --model")
-            select_backend("tensorflow")  # a SavedModel runs on TensorFlow
-            from kgan import export
-
-            version_dir = export.resolve(model)
-            picked = label if rows is None else [r for r in rows for _ in range(n)]
-            batch = export.draw(version_dir, n * len(rows or [0]), seed, labels=picked)
-            out = out or Path(f"{version_dir.parent.name}-v{version_dir.name}-seed{seed}.png")
-        else:
+            positive_int("nrow", nrow)
+        if model is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)  # seeds give the same images on the same backend
-            from kgan import images, sample
-            from kgan.training import load_gan
+        else:
+            select_backend("tensorflow")  # a SavedModel runs on TensorFlow
+        from kgan import draw, images
 
-            gan, _ = load_gan(run_dir, best, ema=ema)
-            if interpolate is not None:
-                walks = sample.interpolate(gan, interpolate, seed,
-                                           rows if rows is not None else
-                                           None if label is None else [label])
-                out = out or run_dir / runs.SAMPLES / f"interpolate-seed{seed}.png"
-                for path in sample.write_interpolation(walks, out):
-                    typer.echo(path)
-                return
-            if rows is not None:
-                batch = sample.class_rows(gan, rows, n, seed)
-            else:
-                batch = sample.draw(gan, n, seed, labels=label)
-            batch = images.to_uint8(batch)
-            out = out or run_dir / runs.SAMPLES / f"sample-seed{seed}.png"
-        for path in write(batch, out, individual, seed, nrow or (n if rows else None)):
+        kind = "sample" if interpolate is None else "interpolate"
+        if model is None:
+            source = draw.from_run(run_dir, best, ema=ema)
+            out = out or run_dir / runs.SAMPLES / f"{kind}-seed{seed}.png"
+        else:
+            source = draw.from_export(model)
+            version = source.version_dir
+            kind = "" if interpolate is None else "-interpolate"
+            out = out or Path(f"{version.parent.name}-v{version.name}{kind}-seed{seed}.png")
+        if interpolate is not None:
+            walks = draw.interpolate(source, interpolate, seed,
+                                     rows if rows is not None else
+                                     None if label is None else [label])
+            written = draw.write_interpolation(walks, out)
+        else:
+            batch = (draw.draw(source, n, seed, labels=label) if rows is None
+                     else draw.class_rows(source, rows, n, seed))
+            written = draw.write(images.to_uint8(batch), out, individual, seed,
+                                 nrow or (n if rows else None))
+        for path in written:
             typer.echo(path)

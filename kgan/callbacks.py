@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kgan import images, runs
+from kgan import checkpoint, draw, evaluate, images, plots, runs, tensorboard
 
 WATCHED = ("d_loss", "g_loss")
 
@@ -98,19 +98,19 @@ class SampleGrid(_RunCallback):
         rng = np.random.default_rng(seed)
         if num_classes:
             self.nrow = 8
-            z = np.tile(rng.standard_normal((self.nrow, latent_dim)), (num_classes, 1))
-            self.inputs = [z.astype("float32"),
-                           np.repeat(np.arange(num_classes, dtype="int32"), self.nrow)]
+            self.z = np.tile(rng.standard_normal((self.nrow, latent_dim)), (num_classes, 1))
+            self.labels = np.repeat(np.arange(num_classes, dtype="int32"), self.nrow)
         else:
-            self.nrow = None
-            self.inputs = rng.standard_normal((n, latent_dim)).astype("float32")
+            self.nrow, self.labels = None, None
+            self.z = rng.standard_normal((n, latent_dim))
+        self.z = self.z.astype("float32")
         self.last = None  # the grid written at the end of this epoch, if any
 
     def on_epoch_end(self, epoch, logs=None):
         self.last = None
         if self.due(epoch):
-            with self.model.averaged_generator() as generator:
-                fake = keras.ops.convert_to_numpy(generator(self.inputs, training=False))
+            with self.model.averaged_generator():
+                fake = draw.GANSource(self.model).generate(self.z, self.labels)
             self.last = images.grid(images.to_uint8(fake), self.nrow)
             images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
@@ -120,7 +120,7 @@ class Checkpoint(_RunCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.due(epoch):
-            save_checkpoint(self.model, self.run_dir)
+            checkpoint.save(self.model, self.run_dir)
 
 
 class Evaluation(_RunCallback):
@@ -138,13 +138,11 @@ class Evaluation(_RunCallback):
         self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        from kgan import evaluate
-
         self.last = None
         if not self.due(epoch):
             return
         with self.model.averaged_generator():
-            fake, labels = evaluate.generated(self.model, self.n, self.seed)
+            fake, labels = evaluate.generated(draw.GANSource(self.model), self.n, self.seed)
         result = self.reference.compare(fake, labels)
         self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score",
                                                   "label_accuracy") if key in result}
@@ -153,7 +151,7 @@ class Evaluation(_RunCallback):
             self.last["missing_classes"] = len(result["coverage"]["missing_classes"])
         if result["fid"] < self.best:
             self.best = result["fid"]
-            save_checkpoint(self.model, self.run_dir, runs.BEST)
+            checkpoint.save(self.model, self.run_dir, runs.BEST)
 
 
 class TensorBoardLog(_RunCallback):
@@ -167,8 +165,6 @@ class TensorBoardLog(_RunCallback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
             return
-        from kgan import tensorboard
-
         if self.writer is None:
             self.writer = tensorboard.Writer(self.run_dir / runs.TENSORBOARD)
         self.writer.write(epoch + 1, self.metrics.last, self.samples.last)
@@ -203,19 +199,9 @@ class Curves(_RunCallback):
             self.draw()
 
     def draw(self):
-        from kgan import plots
-
         plots.curves(runs.read_metrics(self.run_dir)[0], self.run_dir / runs.CURVES,
                      title=self.run_dir.name)
         self.drawn_at, self.stale = time.perf_counter(), False
-
-
-def save_checkpoint(model, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
-    """Writes the checkpoint atomically: a crash mid-write keeps the previous one."""
-    path = run_dir / name
-    with runs.atomic_path(path) as tmp:
-        model.save(tmp)
-    return path
 
 
 class RichProgress(keras.callbacks.Callback):

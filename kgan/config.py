@@ -1,13 +1,18 @@
 """`TrainConfig`: every setting of a training run, flat and JSON-serializable.
 
-This module imports nothing heavy, so the CLI can build and validate a config
-before TensorFlow is loaded.
+Each setting is written once, as a field made by `option()`: its default, its help text, its
+check and whether a resumed run may change it. `kgan train`'s options are derived from these
+fields (`cli/train.py`), and so is what `--resume` accepts.
+
+This module imports nothing heavy, so the CLI can build and validate a config before
+TensorFlow is loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from kgan.errors import KganError
@@ -18,45 +23,190 @@ BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.train
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
+EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
+
+
+# Checks: each takes (name, value) and raises `KganError` naming the field and the value.
+
+def positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise KganError(f"`{name}` must be a positive integer. Received: {name}={value}")
+
+
+def non_negative_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise KganError(f"`{name}` must be a non-negative integer. Received: {name}={value}")
+
+
+def positive_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise KganError(f"`{name}` must be a positive number. Received: {name}={value}")
+
+
+def non_negative_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise KganError(f"`{name}` must be a non-negative number. Received: {name}={value}")
+
+
+def adam_beta(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise KganError(f"`{name}` must be in [0, 1). Received: {name}={value}")
+
+
+def decay(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise KganError(f"`{name}` must be in (0, 1), for example 0.999. "
+                        f"Received: {name}={value}")
+
+
+def seed_value(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise KganError(f"`{name}` must be an integer in [0, 2**31). Received: {name}={value}")
+
+
+def flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise KganError(f"`{name}` must be true or false. Received: {name}={value}")
+
+
+def optional_flag(name: str, value) -> None:
+    if value is not None:
+        flag(name, value)
+
+
+def image_size(name: str, value) -> None:
+    positive_int(name, value)
+    if value < 4:
+        raise KganError(f"`{name}` must be at least 4. Received: {name}={value}")
+
+
+def one_of(choices: tuple[str, ...]) -> Callable:
+    def check(name: str, value) -> None:
+        if not isinstance(value, str) or value not in choices:
+            raise KganError(f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}. "
+                            f"Received: {name}={value}")
+    return check
+
+
+def text(name: str, value) -> None:
+    if not isinstance(value, str) or not value:
+        raise KganError(f"`{name}` must be a non-empty string. Received: {name}={value!r}")
+
+
+def policies(name: str, value) -> None:
+    if not isinstance(value, str):
+        raise KganError(f"`{name}` must be a comma-separated string. Received: {name}={value!r}")
+    for policy in value.split(","):
+        if policy.strip():
+            one_of(AUGMENTATIONS)(name, policy.strip())
+
+
+def option(default, help: str, check: Callable | None = None, *, shown: str | None = None,
+           resumable: bool = False, flags: tuple[str, ...] = (), envvar: str | None = None):
+    """A `TrainConfig` field that is a `kgan train` option.
+
+    Args:
+        default: the default value.
+        help: the option's help text (`kgan train --help`).
+        check: `check(name, value)` raising `KganError`; `None` values skip it when the
+            default is `None` (an optional setting).
+        shown: how the default reads in `--help` and the README's table (Markdown), when
+            `str(default)` would not say it.
+        resumable: `--resume` may change it (how the run is carried out, not what it trains).
+        flags: the option's spelling, when it is not `--name-with-dashes`.
+        envvar: an environment variable that sets the option when it is not given.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "check": check, "shown": shown, "resumable": resumable, "flags": flags,
+        "envvar": envvar})
+
+
+def shown_default(field: dataclasses.Field) -> str:
+    """The default of an option as the README's table and `--help` say it (Markdown)."""
+    if field.metadata["shown"] is not None:
+        return field.metadata["shown"]
+    if isinstance(field.default, str):
+        return f"`{field.default}`"
+    return str(field.default)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Settings of one training run; `config.json` in a run directory holds one of these."""
 
-    dataset: str = "mnist"  # a built-in name, a folder of images or an .npz file
-    image_size: int | None = None  # square side length; None keeps the dataset's own size
-    arch: str = "mlp"  # model family: "mlp" (classic MLP GAN) or "dcgan" (convolutional)
-    loss: str = "bce"  # adversarial loss, one of LOSSES
-    latent_dim: int = 100  # length of the noise vector z
-    base_filters: int = 64  # dcgan: filters of the widest-resolution conv layer
-    batch_size: int = 64  # global batch size
-    epochs: int = 200  # total epochs of the run (a resumed run continues up to this)
-    steps_per_epoch: int | None = None  # cap on steps per epoch; None = one pass over the data
-    lr: float = 2e-4  # Adam learning rate of both networks
-    beta1: float = 0.5  # Adam beta_1 (0.5 is the DCGAN setting)
-    beta2: float = 0.999  # Adam beta_2
-    d_steps: int = 1  # discriminator updates per generator update
-    gp_weight: float = 10.0  # wgan-gp: gradient penalty weight
-    seed: int = 0  # seeds weights, data order, training noise and the sample grid
-    jit: bool | None = None  # XLA compilation; None = on where it is measured faster
-    steps_per_execution: int | None = None  # steps fused per call (TF); None = measured best
-    sample_every: int = 1  # write samples/epoch-NNNN.png every this many epochs
-    checkpoint_every: int = 1  # write checkpoints/latest.keras every this many epochs
-    tensorboard: bool = True  # write TensorBoard event files (scalars + sample grid) per epoch
-    eval_every: int | None = None  # measure FID/KID every this many epochs (keeps best.keras)
-    eval_n: int = 2000  # generated (and real) images per evaluation during training
-    eval_features: str = "classifier"  # feature space of those evaluations
-    backend: str = "tensorflow"  # Keras backend that trains the run
-    strategy: str = "auto"  # devices to train on, one of STRATEGIES (kgan.distribute)
-    mixed_precision: bool = False  # float16 (TF on GPU) or bfloat16 compute, float32 weights
-    conditional: bool = False  # class-conditional G (label embedding) and projection D
-    ema: float | None = None  # decay of the generator's moving average (e.g. 0.999); None = off
-    ema_start: int = 1000  # generator steps before averaging starts (the average copies until)
-    spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
-    r1: float = 0.0  # R1 penalty weight gamma on real images (0 = off; Mescheder et al. 2018)
-    r1_every: int = 16  # lazy R1: computed every this many D steps, weighted by it
-    augment: str = ""  # DiffAugment of real and fake before D: comma-separated AUGMENTATIONS
+    epochs: int = option(200, "Total epochs of the run.", positive_int, resumable=True,
+                         shown="200 (with `--resume`: the run's own)")
+    dataset: str = option(
+        "mnist", "mnist, fashion_mnist, cifar10, a folder of png/jpg images (sub-folders are "
+        "classes) or an .npz with x_train (and y_train).", text)
+    image_size: int | None = option(None, "Resize images to this square size.", image_size,
+                                    shown="the dataset's own (folders: 64)")
+    arch: str = option("mlp", "Model family: mlp (the classic MLP GAN) or dcgan "
+                       "(convolutional; sizes like 28, 32, 64).", one_of(ARCHS))
+    loss: str = option("bce", "Adversarial loss: bce (non-saturating), minimax, lsgan, hinge "
+                       "or wgan-gp.", one_of(LOSSES))
+    batch_size: int = option(64, "Global batch size.", positive_int)
+    latent_dim: int = option(100, "Length of the noise vector z.", positive_int)
+    base_filters: int = option(64, "dcgan: filters of the widest-resolution conv layer.",
+                               positive_int)
+    lr: float = option(2e-4, "Adam learning rate of G and D.", positive_number, shown="2e-4")
+    beta1: float = option(0.5, "Adam beta_1 (0.5 is the DCGAN setting).", adam_beta)
+    beta2: float = option(0.999, "Adam beta_2.", adam_beta)
+    d_steps: int = option(1, "Discriminator updates per generator update.", positive_int)
+    gp_weight: float = option(10.0, "wgan-gp: gradient penalty weight.", positive_number)
+    seed: int = option(0, "Seeds the weights, the data order, the training noise and the "
+                       "sample grid.", seed_value)
+    steps_per_epoch: int | None = option(None, "Cap on steps per epoch, for quick runs.",
+                                         positive_int, shown="one pass over the data")
+    jit: bool | None = option(
+        None, "XLA compilation (on where it measured faster).", optional_flag, resumable=True,
+        flags=("--jit/--no-jit",), shown="TF: on for `mlp` (not with `--conditional` and "
+        "`--r1`), off for `dcgan`; JAX: on; torch: off")
+    steps_per_execution: int | None = option(
+        None, "Training steps fused into one TensorFlow call (progress updates between calls).",
+        positive_int, resumable=True, shown="TF: 16 for `mlp`, else 1")
+    strategy: str = option(
+        "auto", "Devices: auto (TPU, else all GPUs mirrored, else one device), default (one "
+        "device), mirrored, multiworker (reads TF_CONFIG) or tpu.", one_of(STRATEGIES),
+        resumable=True)
+    mixed_precision: bool = option(
+        False, "Compute in float16 on a GPU with TensorFlow (loss-scaled), else bfloat16; "
+        "weights, logits and the gradient penalty stay float32.", flag,
+        flags=("--mixed-precision",), shown="off")
+    conditional: bool = option(
+        False, "Class-conditional GAN: G takes a label embedding, D a projection head (needs "
+        "labels: sub-folders, y_train or a built-in).", flag, flags=("--conditional",),
+        shown="off")
+    ema: float | None = option(
+        None, "Keep a moving average of G's weights with this decay (e.g. 0.999); sample, eval "
+        "and export use it.", decay, shown="off")
+    ema_start: int = option(1000, "Generator steps before the average starts (it copies G "
+                            "until then).", non_negative_int)
+    spectral_norm: bool = option(False, "Spectrally normalize D's weight layers.", flag,
+                                 flags=("--spectral-norm",), shown="off")
+    r1: float = option(0.0, "R1 penalty weight gamma on real images (e.g. 10; 0 = off).",
+                       non_negative_number, shown="0 (off)")
+    r1_every: int = option(16, "Compute R1 every N discriminator steps (lazy regularization).",
+                           positive_int)
+    augment: str = option("", "DiffAugment D's inputs, real and fake: comma-separated "
+                          "translation, cutout, color.", policies, shown="none")
+    backend: str = option("tensorflow", "Keras backend: tensorflow, jax or torch.",
+                          one_of(BACKENDS), envvar="KERAS_BACKEND")
+    sample_every: int = option(1, "Write a sample grid every N epochs.", positive_int,
+                               resumable=True)
+    checkpoint_every: int = option(1, "Write a checkpoint every N epochs.", positive_int,
+                                   resumable=True)
+    tensorboard: bool = option(True, "Write TensorBoard event files (view: tensorboard "
+                               "--logdir runs).", flag, resumable=True,
+                               flags=("--tensorboard/--no-tensorboard",), shown="on")
+    eval_every: int | None = option(None, "Measure FID/KID every N epochs (logged per epoch) "
+                                    "and keep checkpoints/best.keras.", positive_int,
+                                    resumable=True, shown="never")
+    eval_n: int = option(2000, "Images per evaluation during training.", positive_int,
+                         resumable=True)
+    eval_features: str = option("classifier", "Feature space of those evaluations: classifier "
+                                "(trained on the dataset, cached) or inception.",
+                                one_of(EVAL_FEATURES), resumable=True)
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)
@@ -64,29 +214,10 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Checks every field and returns `self`; raises `KganError` naming the bad field."""
-        for name in ("epochs", "batch_size", "latent_dim", "base_filters", "d_steps",
-                     "sample_every", "checkpoint_every", "r1_every"):
-            _check_positive_int(name, getattr(self, name))
-        _check_positive_int("eval_n", self.eval_n)
-        _check_choice("eval_features", self.eval_features, ("classifier", "inception"))
-        for name in ("steps_per_epoch", "image_size", "eval_every", "steps_per_execution"):
-            if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
-        if self.image_size is not None and self.image_size < 4:
-            raise KganError(
-                f"`image_size` must be at least 4. Received: image_size={self.image_size}")
-        for name in ("lr", "gp_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise KganError(f"`{name}` must be a positive number. Received: {name}={value}")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise KganError(f"`{name}` must be in [0, 1). Received: {name}={value}")
-        _check_choice("arch", self.arch, ARCHS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("backend", self.backend, BACKENDS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
+        for field in options():
+            value = getattr(self, field.name)
+            if field.metadata["check"] and not (value is None and field.default is None):
+                field.metadata["check"](field.name, value)
         needs = {"mirrored": ("tensorflow", "jax"), "multiworker": ("tensorflow",),
                  "tpu": ("tensorflow",)}.get(self.strategy, BACKENDS)
         if self.backend not in needs:
@@ -96,19 +227,22 @@ class TrainConfig:
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "
                             f"backend={self.backend}")
-        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
-            raise KganError(f"`ema` must be in (0, 1), for example 0.999. Received: ema={self.ema}")
-        if isinstance(self.ema_start, bool) or not isinstance(self.ema_start, int) \
-                or self.ema_start < 0:
-            raise KganError("`ema_start` must be a non-negative integer. "
-                            f"Received: ema_start={self.ema_start}")
-        if not isinstance(self.r1, (int, float)) or not self.r1 >= 0:
-            raise KganError(f"`r1` must be a non-negative number. Received: r1={self.r1}")
-        for policy in self.augmentations:
-            _check_choice("augment", policy, AUGMENTATIONS)
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
-            raise KganError(f"`seed` must be an integer in [0, 2**31). Received: seed={self.seed}")
         return self
+
+    def resumed(self, given: dict) -> TrainConfig:
+        """This run's config with the settings `given` for its resumption: a setting equal to
+        the run's is accepted, one that changes how the run is carried out (`resumable`) is
+        taken, and one that changes what it trains raises `KganError` naming both values."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(given) - set(fields))
+        if unknown:
+            raise KganError(f"Unknown settings: {', '.join(unknown)}")
+        for name, value in given.items():
+            if value != getattr(self, name) and not fields[name].metadata.get("resumable"):
+                raise KganError(f"--{name.replace('_', '-')} cannot change when resuming: the "
+                                f"run was trained with {name}={getattr(self, name)}. "
+                                f"Received: {name}={value}")
+        return dataclasses.replace(self, **given).validate()
 
     @property
     def augmentations(self) -> tuple[str, ...]:
@@ -147,14 +281,6 @@ class TrainConfig:
             raise KganError(f"Cannot read {path}: {e}") from None
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise KganError(f"`{name}` must be a positive integer. Received: {name}={value}")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise KganError(
-            f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}. "
-            f"Received: {name}={value}"
-        )
+def options() -> list[dataclasses.Field]:
+    """The fields of `TrainConfig` that are `kgan train` options, in the order of `--help`."""
+    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]

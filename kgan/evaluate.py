@@ -17,16 +17,21 @@ import math
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
+from keras import layers
 
 from kgan import data as data_lib
+from kgan import draw, images, runs
+from kgan.checkpoint import load_gan
+from kgan.config import EVAL_FEATURES, positive_int
 from kgan.errors import KganError, first_line
+from kgan.labels import labels_for
 
 CLASSIFIER_EPOCHS = 5  # measured here: 91.6% test accuracy on Fashion-MNIST in about 3 minutes
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
                  + INCEPTION_FILE)
-FEATURES = ("classifier", "inception")
 
 
 # Metrics ---------------------------------------------------------------------------------------
@@ -137,8 +142,6 @@ class Extractor:
         return np.concatenate(feats).astype(np.float64), (np.concatenate(probs) if probs else None)
 
     def _predict(self, batch):
-        import keras
-
         features, probs = self.model(batch, training=False)
         return keras.ops.convert_to_numpy(features), keras.ops.convert_to_numpy(probs)
 
@@ -151,8 +154,6 @@ class InceptionExtractor(Extractor):
     name = "inception"
 
     def _predict(self, batch):
-        import keras
-
         x = keras.ops.convert_to_tensor(batch)
         if batch.shape[-1] == 1:  # gray -> RGB by tiling
             x = keras.ops.tile(x, (1, 1, 1, 3))
@@ -179,8 +180,6 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
     test split (or, without one, on a held-out tenth of the training split) and saved beside
     the model as JSON. `on_train(path)` is called before training starts.
     """
-    import keras
-
     train = data_lib.load(dataset, image_size)
     if train.y is None:
         raise KganError(f"The classifier extractor needs class labels and {dataset} has none. "
@@ -209,11 +208,6 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
 
 
 def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: Path) -> None:
-    import keras
-    from keras import layers
-
-    from kgan.runs import atomic_path
-
     try:
         test = data_lib.load(dataset, image_size, split="test")
         test_split = "test"
@@ -239,7 +233,7 @@ def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: P
                   metrics=["accuracy"])
     model.fit(train.x, train.y, batch_size=64, epochs=CLASSIFIER_EPOCHS, verbose=0)
     _, accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)
-    with atomic_path(path) as tmp:
+    with runs.atomic_path(path) as tmp:
         model.save(tmp)
     info = {"dataset": dataset, "image_shape": list(train.image_shape),
             "num_classes": num_classes, "test_accuracy": round(float(accuracy), 4),
@@ -249,8 +243,6 @@ def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: P
 
 def inception(weights: str | Path | None = None) -> InceptionExtractor:
     """InceptionV3 pool features (2048-d) from local ImageNet weights (downloaded if online)."""
-    import keras
-
     keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
     weights = Path(weights) if weights else keras_home / "models" / INCEPTION_FILE
     if not weights.is_file():
@@ -276,7 +268,7 @@ def extractor(features: str, dataset: str, image_size: int | None,
         return classifier(dataset, image_size, classifier_path, on_train)
     if features == "inception":
         return inception()
-    raise KganError(f"Unknown features {features!r}. Valid values: {', '.join(FEATURES)}. "
+    raise KganError(f"Unknown features {features!r}. Valid values: {', '.join(EVAL_FEATURES)}. "
                     f"Received: features={features}")
 
 
@@ -340,13 +332,11 @@ def to_float(images_uint8: np.ndarray) -> np.ndarray:
     return images_uint8.astype(np.float32) / 127.5 - 1.0
 
 
-def generated(gan, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """`n` images from `gan` for `seed`, quantized to uint8 as users and exports see them, and
-    the labels they were drawn for (a conditional GAN: the classes in turn; else None)."""
-    from kgan import images, sample
-
-    labels = sample.labels_for(n, gan.num_classes)
-    return to_float(images.to_uint8(sample.draw(gan, n, seed, labels=labels))), labels
+def generated(source: draw.Source, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """`n` images from `source` for `seed`, quantized to uint8 as users and exports see them, and
+    the labels they were drawn for (a conditional generator: the classes in turn; else None)."""
+    labels = labels_for(n, source.num_classes)
+    return to_float(images.to_uint8(draw.draw(source, n, seed, labels))), labels
 
 
 def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
@@ -361,27 +351,19 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     reported beside FID and KID. For a run, the result is also appended to its `metrics.jsonl`
     (with `"source": "eval"`).
     """
-    from kgan import runs, sample
-
-    sample.check_n(n)
+    positive_int("n", n)
     if sum(source is not None for source in (run_dir, model, dataset)) != 1:
         raise KganError("Evaluate one of: a run directory, an exported --model, a --dataset")
     if model is not None:
-        from kgan import export
-
-        version_dir = export.resolve(model)
-        meta = export.metadata(version_dir)
-        config = meta["training_config"]
+        source = draw.from_export(model)
+        config = source.meta["training_config"]
         dataset, image_size = config["dataset"], config["image_size"]
-        fake = to_float(export.draw(version_dir, n, seed))
-        labels = sample.labels_for(n, meta.get("num_classes"))
-        record = {"model": str(version_dir)}
+        fake, labels = generated(source, n, seed)
+        record = {"model": str(source.version_dir)}
     elif run_dir is not None:
-        from kgan.training import load_gan
-
         gan, config = load_gan(run_dir, ema=ema)
         dataset, image_size = config.dataset, config.image_size
-        fake, labels = generated(gan, n, seed)
+        fake, labels = generated(draw.GANSource(gan), n, seed)
         records, _ = runs.read_metrics(Path(run_dir))
         step = gan.steps
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)

@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from kgan import runs
-from kgan.errors import KganError, first_line
+from kgan.checkpoint import load_gan
+from kgan.errors import KganError
 
 METADATA = "assets.extra/kgan.json"
 WARMUP = "assets.extra/tf_serving_warmup_requests"
@@ -60,8 +61,6 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     With `ema` (default), a run trained with `--ema` exports the moving average of its
     generator's weights.
     """
-    from kgan.training import load_gan
-
     if max_batch <= 0:
         raise KganError(f"`max_batch` must be a positive integer. Received: max_batch={max_batch}")
     if version is not None and version <= 0:
@@ -227,30 +226,3 @@ def metadata(version_dir: Path) -> dict:
         return json.loads((version_dir / METADATA).read_text())
     except (OSError, ValueError) as e:
         raise KganError(f"Cannot read {version_dir / METADATA}: {e}") from None
-
-
-def draw(model: str | Path, n: int, seed: int, chunk: int = 256, labels=None) -> np.ndarray:
-    """`n` uint8 images from an exported model: the same images as its `generate(n, seed)`
-    (a conditional model: for `labels`, one or one per image, by default the classes in turn).
-    """
-    version_dir = resolve(model)
-    meta = metadata(version_dir)
-    try:
-        loaded = tf.saved_model.load(str(version_dir))
-    except Exception as e:
-        raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
-    z = noise(tf.constant(n, tf.int32), tf.constant(seed, tf.int64), meta["latent_dim"])
-    serve = loaded.signatures["serving_default"]
-    if not meta.get("num_classes") and labels is not None:
-        raise KganError(f"--label needs a conditional model; {version_dir} is not one")
-    from kgan.sample import labels_for
-
-    labels = labels_for(n, meta.get("num_classes"), labels)
-
-    def images(i):
-        inputs = {"z": z[i : i + chunk]}
-        if labels is not None:
-            inputs["label"] = tf.constant(labels[i : i + chunk])
-        return serve(**inputs)["images"].numpy()
-
-    return np.concatenate([images(i) for i in range(0, n, chunk)])

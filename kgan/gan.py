@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kgan import augment, losses
+from kgan.labels import labels_for
 from kgan.trainers import GANTrainer
 
 SEED_STATE_KEY = "seed_generator_state"
@@ -123,7 +124,9 @@ class GAN(GANTrainer, keras.Model):
 
     def interpolation_weights(self, n, ndim=4):
         """U(0, 1) for `n` samples, shaped to broadcast over a batch of rank `ndim`: the
-        gradient penalty's mix of real and fake."""
+        gradient penalty's mix of real and fake (None without `wgan-gp`)."""
+        if self.gan_loss != "wgan-gp":
+            return None
         return keras.random.uniform((n,) + (1,) * (ndim - 1), seed=self.seed_generator)
 
     def augment_params(self, n):
@@ -147,6 +150,34 @@ class GAN(GANTrainer, keras.Model):
 
     def g_inputs(self, z, labels):
         return z if labels is None else [z, labels]
+
+    def d_loss(self, real_in, fake_in, real_logits, fake_logits, alpha, squared_grad_norms):
+        """D's loss: the adversarial loss, `wgan-gp`'s gradient penalty and lazy R1.
+
+        The penalties need gradients of D with respect to its input, which each backend takes
+        its own way: `squared_grad_norms(images, rest)` returns ||grad_x D([x, *rest])||^2 per
+        image (float32, differentiable), from the trainer. `alpha` mixes real and fake for the
+        gradient penalty (`interpolation_weights`).
+        """
+        loss = self.loss_fn.d_loss(real_logits, fake_logits)
+        if self.gan_loss == "wgan-gp":
+            # Gulrajani et al. 2017: (||grad D|| - 1)^2 on random interpolates of real and
+            # fake; a conditional D scores the mix with the real images' labels.
+            (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
+            norms = ops.sqrt(squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
+            loss = loss + self.gp_weight * ops.mean(ops.square(norms - 1.0))
+        if self.r1:
+            # Lazy (StyleGAN2): only every `r1_every`-th D step, weighted up by `r1_every`.
+            loss = loss + ops.cond(
+                self.d_optimizer.iterations % self.r1_every == 0,
+                lambda: 0.5 * self.r1 * self.r1_every * ops.mean(
+                    squared_grad_norms(*self.split_d_inputs(real_in))),
+                lambda: ops.zeros((), "float32"))
+        return loss
+
+    def r1_penalty(self, d_inputs):
+        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
+        return ops.mean(self.squared_grad_norms(*self.split_d_inputs(d_inputs)))
 
     def update_ema(self):
         """After a generator update: average <- d * average + (1 - d) * weights, where d is
@@ -189,9 +220,7 @@ class GAN(GANTrainer, keras.Model):
 
     def labels_for(self, n, labels=None):
         """`n` int32 labels for a conditional GAN (None otherwise): `labels` (one, or one per
-        image), by default the classes in turn (`kgan.sample.labels_for`)."""
-        from kgan.sample import labels_for
-
+        image), by default the classes in turn (`kgan.labels.labels_for`)."""
         labels = labels_for(n, self.num_classes, labels)
         return None if labels is None else ops.convert_to_tensor(labels)
 

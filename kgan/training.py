@@ -4,66 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import shutil
 import signal
-import tempfile
 import threading
-import zipfile
 from pathlib import Path
-
-import keras
 
 from kgan import callbacks as kcb
 from kgan import data as data_lib
-from kgan import distribute, models, runs
+from kgan import distribute, evaluate, models, runs
+from kgan.checkpoint import build_gan, load_gan, save
 from kgan.config import TrainConfig
 from kgan.errors import KganError, first_line
 from kgan.gan import GAN
 from kgan.trainers import make_dataset
-
-# XLA where it is faster: the MLP GAN's dense step ran 50 vs 34 steps/s with XLA on the 2-core
-# CI machine; the DCGAN's convolutions ran slower under XLA (2.9 vs 5.3 steps/s, issue #8).
-# JAX always compiles with XLA; torch.compile cannot do wgan-gp's double backward, so off.
-JIT_DEFAULT = {"mlp": True, "dcgan": False}
-WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a `.keras` file
-
-
-def jit_compile(config: TrainConfig, replicas: int = 1) -> bool:
-    if config.jit is not None:
-        return config.jit
-    if config.backend == "tensorflow" and replicas > 1:
-        return False  # Keras' XLA step failed under MirroredStrategy (TF 2.21)
-    if config.backend == "tensorflow" and config.conditional and config.r1:
-        return False  # XLA ran this step (R1 through the label projection) at 5 s, not 10 ms
-    return {"jax": True, "torch": False}.get(config.backend, JIT_DEFAULT[config.arch])
-
-
-# Steps fused into one TensorFlow call: the MLP GAN's ~17 ms step paid ~3 ms of per-call
-# dispatch in `fit`, and 16 fused steps ran 65 vs 55 steps/s (issue #8). The JAX trainer loops
-# in Python either way and Keras' torch trainer allows only 1.
-FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1}
-
-
-def steps_per_execution(config: TrainConfig, replicas: int = 1) -> int:
-    if config.steps_per_execution is not None:
-        return config.steps_per_execution
-    if replicas > 1:
-        return 1  # Keras' multi-step loop failed to run under MirroredStrategy (TF 2.21)
-    return FUSED_STEPS_DEFAULT[config.arch] if config.backend == "tensorflow" else 1
-
-
-def precision_policy(config: TrainConfig) -> str:
-    """`float32`, or with `mixed_precision`: `mixed_float16` where TensorFlow has a GPU (with
-    loss scaling), else `mixed_bfloat16` (TPUs and CPUs; JAX and PyTorch everywhere)."""
-    if not config.mixed_precision:
-        return "float32"
-    if config.backend == "tensorflow":
-        import tensorflow as tf
-
-        if tf.config.list_physical_devices("GPU"):
-            return "mixed_float16"
-    return "mixed_bfloat16"
 
 
 @dataclasses.dataclass
@@ -72,86 +25,6 @@ class TrainResult:
     status: str  # "finished" or "interrupted"
     epoch: int  # complete epochs done
     step: int  # generator steps done in all
-
-
-def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
-    """Builds and compiles the GAN that `config` describes (seeded, so weights are reproducible).
-
-    With `distributed`, on the devices of `config.strategy`: models and both optimizers are
-    made inside its scope. Otherwise on one device (sampling, evaluation and export).
-    """
-    replicas = distribute.replicas(config) if distributed else 1  # before any TF op
-    keras.utils.set_random_seed(config.seed)
-    policy = precision_policy(config)
-    with distribute.scope(config) if distributed else contextlib.nullcontext():
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(policy)  # layers take the policy when they are made
-        try:
-            generator, discriminator = models.generator(config), models.discriminator(config)
-        finally:
-            keras.config.set_dtype_policy(previous)
-        gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed,
-                  num_classes=config.num_classes if config.conditional else None,
-                  ema=config.ema, ema_start=config.ema_start)
-
-        def adam():
-            optimizer = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
-            # float16 gradients underflow: scale the losses up and the gradients back down.
-            if policy == "mixed_float16":
-                return keras.optimizers.LossScaleOptimizer(optimizer)
-            return optimizer
-
-        gan.compile(
-            d_optimizer=adam(), g_optimizer=adam(),
-            loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
-            r1=config.r1, r1_every=config.r1_every, augment=config.augmentations,
-            jit_compile=jit_compile(config, replicas),
-            steps_per_execution=steps_per_execution(config, replicas),
-        )
-    return gan
-
-
-def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
-             ema: bool = False) -> tuple[GAN, TrainConfig]:
-    """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
-    (with `best`, the lowest-FID one that `--eval-every` keeps). With `ema`, the generator
-    gets the moving average of its weights, where the run keeps one (`--ema`).
-
-    The checkpoint is read as data (weights and optimizer state) into models built by kgan's
-    own code: nothing in it is deserialized as code.
-    """
-    run_dir, config = runs.open_run(run_dir)
-    path = runs.checkpoint(run_dir, best)
-    gan = build_gan(config, distributed)
-    try:
-        _load_weights(gan, path)
-    except Exception as e:
-        raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
-    if ema:
-        gan.use_ema()
-    return gan, config
-
-
-def _load_weights(gan: GAN, path: Path) -> None:
-    """Loads the weights of a `.keras` checkpoint into `gan`, from an extracted copy.
-
-    Keras reads the HDF5 weights inside the zip in place, and every backward seek there
-    re-reads the member from its start: that took 0.9 s of the 1.6 s of `kgan sample`. One
-    sequential copy to a temporary file, then HDF5's random access on disk, takes a few ms.
-    """
-    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
-        member = archive.getinfo(WEIGHTS_MEMBER)
-        variables = gan.variables + gan.d_optimizer.variables + gan.g_optimizer.variables
-        # At most 8 bytes per value, plus 1 MiB for HDF5's own bookkeeping: anything larger is
-        # not this model's checkpoint, and is not unpacked onto the disk.
-        expected = sum(math.prod(v.shape) * 8 for v in variables) + 2**20
-        if member.file_size > expected:
-            raise KganError(f"its {WEIGHTS_MEMBER} has {member.file_size} bytes, more than this "
-                            f"model's weights could take ({expected})")
-        weights = Path(tmp) / WEIGHTS_MEMBER
-        with archive.open(member) as source, weights.open("wb") as target:
-            shutil.copyfileobj(source, target, 2**20)
-        gan.load_weights(weights)
 
 
 def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None = None,
@@ -190,31 +63,34 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
         raise
 
 
-def resume(run_dir: str | Path, epochs: int | None = None,
-           callbacks: list | None = None, notify=None) -> TrainResult:
+def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | None = None,
+           notify=None, **changes) -> TrainResult:
     """Continues a run from its latest checkpoint, up to `epochs` (default: the run's own).
 
     Weights, both optimizers' state, the noise generator's state and the data order continue
     exactly: an interrupted and resumed run ends bit-identical to one that was not.
+
+    `changes` are settings given again (`TrainConfig.resumed`): equal ones are accepted,
+    and those that may change are recorded in `config.json` (with `epochs`) once the data has
+    loaded.
     """
-    gan, config = load_gan(run_dir, distributed=True)
-    run_dir = Path(run_dir)
-    if epochs is not None:
-        config.epochs = epochs
-        config.validate()
-        (run_dir / runs.CONFIG).write_text(config.to_json())
+    run_dir, config = runs.open_run(run_dir)
+    config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
+    gan, _ = load_gan(run_dir, distributed=True, config=config)
     data = data_lib.load(config.dataset, config.image_size)
     if data.image_shape != config.image_shape:
         raise KganError(f"Dataset {config.dataset} now has images of shape {data.image_shape}; "
                         f"the run was trained on {config.image_shape}")
-    return _fit(gan, config, data, run_dir, callbacks or [], _reference(config, notify))
+    reference = _reference(config, notify)
+    with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
+        tmp.write_text(config.to_json())
+    return _fit(gan, config, data, run_dir, callbacks or [], reference)
 
 
 def _reference(config: TrainConfig, notify):
     """The real-image features that --eval-every compares with (None without evaluation)."""
     if config.eval_every is None:
         return None
-    from kgan import evaluate
 
     def on_train(path):
         if notify:
@@ -289,7 +165,7 @@ def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int
         raise KganError(f"Training stopped at step {steps}: {guard.reason}; {kept}. "
                         "Try a lower --lr or another --loss.")
     if guard.requested and steps < epochs * steps_per_epoch:  # Ctrl-C before the last step
-        kcb.save_checkpoint(gan, run_dir)
+        save(gan, run_dir)
         return TrainResult(run_dir, "interrupted", steps // steps_per_epoch, steps)
     return TrainResult(run_dir, "finished", epochs, steps)
 

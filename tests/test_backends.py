@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kgan import export
-from kgan import training as lib
+from kgan.checkpoint import load_gan
 from kgan.config import LOSSES
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import keras
 from kgan.config import TrainConfig
-from kgan.training import build_gan
+from kgan.checkpoint import build_gan
 
 given = np.load(sys.argv[1])
 out = {}
@@ -60,8 +60,8 @@ def run(backend, *args, **kwargs):
 
 
 def test_one_step_parity_for_every_loss(tmp_path):
+    from kgan.checkpoint import build_gan
     from kgan.config import TrainConfig
-    from kgan.training import build_gan
 
     gan = build_gan(TrainConfig(arch="dcgan", image_shape=(8, 8, 1), latent_dim=8,
                                 base_filters=4))
@@ -123,7 +123,7 @@ print(lib.resume(short.run_dir, epochs=3).run_dir)
 def saved_state(run_dir):
     import keras
 
-    gan, _ = lib.load_gan(run_dir)
+    gan, _ = load_gan(run_dir)
     variables = gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
     return [keras.ops.convert_to_numpy(v) for v in variables] + [
         keras.ops.convert_to_numpy(gan.seed_generator.state)]
@@ -173,7 +173,7 @@ def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path):
     z = np.random.default_rng(5).standard_normal((6, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     run("jax", "-c", "import sys, numpy as np, keras\n"
-        "from kgan.training import load_gan\n"
+        "from kgan.checkpoint import load_gan\n"
         "gan, _ = load_gan(sys.argv[1])\n"
         "np.save(sys.argv[3], keras.ops.convert_to_numpy(gan.generator(np.load(sys.argv[2]))))",
         str(run_dir), str(tmp_path / "z.npy"), str(tmp_path / "jax.npy"))

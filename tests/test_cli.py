@@ -160,13 +160,28 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_n
     assert [json.loads(x)["epoch"] for x in lines] == list(range(1, epochs_done + 2))
 
 
-def test_resume_refuses_options_it_would_ignore(tmp_path, toy_npz):
+def test_resume_takes_equal_and_runtime_options_and_refuses_model_changes(tmp_path, toy_npz):
     run = tmp_path / "runs" / "00000-mlp-toy"
     assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",
                 "--runs-dir", tmp_path / "runs").exit_code == 0
-    result = kgan("train", "--resume", run, "--arch", "dcgan")
-    assert result.exit_code == 1
-    assert result.stderr == (f"Error: --arch cannot change when resuming: {run}/config.json fixes "
-                             "the run's settings (only --epochs and --quiet apply)\n")
-    assert kgan("train", "--resume", run, "--epochs", 2, "-q").exit_code == 0
-    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    before = (run / "config.json").read_text()
+    for args, message in [
+        (["--arch", "dcgan"], "--arch cannot change when resuming: the run was trained with "
+                              "arch=mlp. Received: arch=dcgan"),
+        (["--batch-size", 16], "--batch-size cannot change when resuming: the run was trained "
+                               "with batch_size=50. Received: batch_size=16"),
+        (["--name", "other"], f"--name names a new run; a resumed run keeps its directory {run}"),
+        (["--epochs", 0], "`epochs` must be a positive integer. Received: epochs=0"),
+    ]:
+        result = kgan("train", "--resume", run, *args)
+        assert result.exit_code == 1, args
+        assert result.stderr == f"Error: {message}\n", args
+        assert (run / "config.json").read_text() == before  # a refused resume changes nothing
+    # The command that started the run, plus --resume and what may change (multi-worker docs).
+    again = kgan("train", "--dataset", toy_npz, "--batch-size", 50, "--runs-dir", tmp_path / "runs",
+                 "--resume", run, "--epochs", 2, "--sample-every", 2, "--no-tensorboard", "-q")
+    assert again.exit_code == 0, again.output
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["epochs"], saved["sample_every"], saved["tensorboard"]) == (2, 2, False)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch-0001.png",
+                                                                  "epoch-0002.png"]

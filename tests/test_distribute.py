@@ -14,6 +14,7 @@ import pytest
 from test_backends import TECHNIQUES
 
 from kgan import training as lib
+from kgan.checkpoint import build_gan, load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
@@ -53,7 +54,7 @@ def run_python(script, *args, env=None):
 
 
 def weights(run_dir):
-    gan, _ = lib.load_gan(run_dir)
+    gan, _ = load_gan(run_dir)
     return [keras.ops.convert_to_numpy(v) for v in gan.weights]
 
 
@@ -75,7 +76,7 @@ def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path
     # or unscaled losses doubling the gradients, differs by as much as training moved.)
     config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss,
                          image_shape=(8, 8, 1), num_classes=4, **options)
-    start = [keras.ops.convert_to_numpy(v) for v in lib.build_gan(config).weights]
+    start = [keras.ops.convert_to_numpy(v) for v in build_gan(config).weights]
     a, b = weights(one["run_dir"]), weights(two["run_dir"])
     # With the techniques: 2 label embeddings, 3 power-iteration vectors, 9 averaged G weights.
     assert len(a) == len(b) == len(start) == (28 if options else 14)
@@ -115,7 +116,7 @@ def test_two_workers_on_localhost_end_with_identical_weights(toy_npz, tmp_path):
     assert json.loads((chief / "status.json").read_text())["status"] == "finished"
     for x, y in zip(weights(chief), weights(other), strict=True):
         np.testing.assert_array_equal(x, y)
-    assert lib.load_gan(chief)[0].steps == 24
+    assert load_gan(chief)[0].steps == 24
 
 
 def test_multiworker_without_tf_config_is_one_clear_error(toy_npz, tmp_path, monkeypatch):

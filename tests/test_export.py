@@ -11,13 +11,19 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from kgan import export
+from kgan import draw, export, images
 from kgan import training as lib
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 runner = CliRunner()
+
+
+def from_export(path, n, seed):
+    """What `kgan sample --model` draws: uint8 images of the export for `seed`."""
+    return images.to_uint8(draw.draw(draw.from_export(path), n, seed))
 
 # Runs in a fresh interpreter where Keras and kgan cannot be imported: TensorFlow alone.
 TF_ONLY = r"""
@@ -82,7 +88,7 @@ def test_layout_and_metadata(trained):
 
 def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
     run, path = trained
-    gan, _ = lib.load_gan(run)
+    gan, _ = load_gan(run)
     z = np.random.default_rng(1).standard_normal((6, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     requests = ",".join(str(p) for p in sorted((ROOT / "examples" / "requests").glob("*.json")))
@@ -176,7 +182,7 @@ def test_sample_from_run_equals_sample_from_export(trained, tmp_path):
 
 def test_example_client_writes_pngs_from_a_rest_response(trained, tmp_path):
     _, path = trained
-    images = export.draw(path, 3, seed=4)
+    images = from_export(path, 3, seed=4)
     (tmp_path / "response.json").write_text(json.dumps({"outputs": images.tolist()}))
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "rest_client.py"),
                            "--response", str(tmp_path / "response.json"), "--seed", "4",
@@ -267,7 +273,7 @@ def test_grpc_example_request_matches_the_generate_signature(trained):
     inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
     images = signature(**inputs)["images"].numpy()
     assert images.shape == (3, 8, 8, 3)
-    np.testing.assert_array_equal(images, export.draw(path, 3, seed=11))
+    np.testing.assert_array_equal(images, from_export(path, 3, seed=11))
 
 
 # A conditional run with a moving average: TensorFlow alone, as a client would call it.
@@ -312,7 +318,7 @@ def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path)
     subprocess.run([sys.executable, "-c", TF_CONDITIONAL, str(path), str(tmp_path / "z.npy"),
                     str(tmp_path / "out.npz")], check=True)
     out = np.load(tmp_path / "out.npz")
-    gan, _ = lib.load_gan(run, ema=True)
+    gan, _ = load_gan(run, ema=True)
     labels = np.array([0, 1, 2, 3, 0, 1], np.int32)
 
     def uint8(images):
@@ -330,10 +336,10 @@ def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path)
     meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
     assert (meta["num_classes"], meta["ema"]) == (4, True)
 
-    raw_gan, _ = lib.load_gan(run)
-    raw_images = export.draw(raw_path, 4, seed=0)
+    raw_gan, _ = load_gan(run)
+    raw_images = from_export(raw_path, 4, seed=0)
     assert np.abs(raw_images.astype(int) - uint8(raw_gan.generate(4, seed=0))).max() <= 1
-    assert not np.array_equal(raw_images, export.draw(path, 4, seed=0))
+    assert not np.array_equal(raw_images, from_export(path, 4, seed=0))
 
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2

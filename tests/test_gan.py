@@ -4,7 +4,8 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from kgan import images, models, sample, training
+from kgan import draw, images, models, training
+from kgan.checkpoint import build_gan, load_gan
 from kgan.config import TrainConfig
 from kgan.gan import GAN
 from kgan.trainers import make_dataset
@@ -129,15 +130,15 @@ def test_ema_lags_the_raw_weights_by_the_formula_and_is_what_sampling_uses(toy_n
     lag = [np.abs(e - r).max() for e, r in zip(record.ema[-1], record.raw[-1], strict=True)]
     assert max(lag) > 1e-4  # it does lag behind
 
-    raw_gan, _ = training.load_gan(run)
-    ema_gan, _ = training.load_gan(run, ema=True)
+    raw_gan, _ = load_gan(run)
+    ema_gan, _ = load_gan(run, ema=True)
     for weight, ema in zip(ema_gan.generator.weights, record.ema[-1], strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), ema)
     for weight, raw in zip(raw_gan.generator.weights, record.raw[-1], strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), raw)
-    averaged = sample.draw_from_run(run, 8, seed=0)
-    assert not np.array_equal(averaged, sample.draw_from_run(run, 8, seed=0, ema=False))
-    assert np.array_equal(averaged, images.to_uint8(sample.draw(ema_gan, 8, seed=0)))
+    averaged = draw.draw(draw.from_run(run), 8, seed=0)
+    assert not np.array_equal(averaged, draw.draw(draw.from_run(run, ema=False), 8, seed=0))
+    assert np.array_equal(averaged, draw.draw(draw.GANSource(ema_gan), 8, seed=0))
     z = np.random.default_rng(1).standard_normal((64, 8)).astype("float32")  # the grid's noise
     expected = images.grid(images.to_uint8(keras.ops.convert_to_numpy(ema_gan.generator(z))))
     grid = np.asarray(Image.open(run / "samples" / "epoch-0001.png"))
@@ -156,8 +157,8 @@ def test_spectral_norm_keeps_each_layers_largest_singular_value_near_one(toy_npz
                            runs_dir=tmp_path / "plain").run_dir
     normed = training.train(toy_config(toy_npz, arch="dcgan", epochs=2, lr=1e-3,
                                        spectral_norm=True), runs_dir=tmp_path / "sn").run_dir
-    plain_sv = largest_singular_values(training.load_gan(plain)[0])
-    normed_sv = largest_singular_values(training.load_gan(normed)[0])
+    plain_sv = largest_singular_values(load_gan(plain)[0])
+    normed_sv = largest_singular_values(load_gan(normed)[0])
     assert len(normed_sv) == len(plain_sv) == 2  # the conv layers (wrapped: `.kernel` too)
     assert max(plain_sv) > 1.3
     np.testing.assert_allclose(normed_sv, 1.0, atol=0.05)
@@ -166,7 +167,7 @@ def test_spectral_norm_keeps_each_layers_largest_singular_value_near_one(toy_npz
 def test_r1_is_zero_for_a_constant_discriminator_and_positive_otherwise(toy_npz):
     config = toy_config(toy_npz, arch="dcgan", image_shape=(8, 8, 1), r1=10.0,
                         conditional=True, num_classes=4)
-    gan = training.build_gan(config)
+    gan = build_gan(config)
     real = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 1)).astype("float32")
     labels = np.arange(6, dtype="int32") % 4
     assert float(gan.r1_penalty([real, labels])) > 0
@@ -180,7 +181,7 @@ def test_r1_flattens_d_around_real_images(toy_npz, tmp_path):
     def final_r1(**overrides):
         run = training.train(toy_config(toy_npz, epochs=2, lr=1e-3, **overrides),
                              runs_dir=tmp_path / str(len(overrides))).run_dir
-        gan, _ = training.load_gan(run)
+        gan, _ = load_gan(run)
         real = np.load(toy_npz)["x_train"][:64].astype("float32") / 127.5 - 1
         return float(gan.r1_penalty(real))
 

@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from kgan import sample
+from kgan import draw
 from kgan import training as lib
+from kgan.checkpoint import build_gan, load_gan, precision_policy
 from kgan.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,11 +22,11 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_keeps_float32_where_it_ma
         toy_npz, tmp_path):
     config = TrainConfig(dataset=str(toy_npz), arch="dcgan", loss="wgan-gp", batch_size=16,
                          latent_dim=8, base_filters=8, epochs=2, mixed_precision=True)
-    assert lib.precision_policy(config) == "mixed_bfloat16"  # no GPU here
+    assert precision_policy(config) == "mixed_bfloat16"  # no GPU here
     run = lib.train(config, runs_dir=tmp_path).run_dir
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
 
-    gan, _ = lib.load_gan(run)  # rebuilt with the run's policy
+    gan, _ = load_gan(run)  # rebuilt with the run's policy
     hidden = [layer for model in (gan.generator, gan.discriminator) for layer in model.layers
               if layer.weights and layer.name not in ("images", "logits")]
     assert len(hidden) == 3  # dense + batch norm in G, a conv in D (8x8 images)
@@ -39,15 +40,16 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_keeps_float32_where_it_ma
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 2
     assert all(np.isfinite(r[key]) for r in records for key in ("d_loss", "g_loss", "d_real"))
-    drawn = sample.draw_from_run(run, 4, seed=0)
-    assert drawn.shape == (4, 8, 8, 1) and drawn.dtype == np.uint8
+    drawn = draw.draw(draw.from_run(run), 4, seed=0)
+    assert drawn.shape == (4, 8, 8, 1) and drawn.dtype == np.float32
+    assert np.isfinite(drawn).all() and np.abs(drawn).max() <= 1
 
 
 def test_without_mixed_precision_everything_is_float32(toy_npz):
     config = TrainConfig(dataset=str(toy_npz), arch="dcgan", latent_dim=8, base_filters=8)
     config.image_shape = (8, 8, 1)
-    gan = lib.build_gan(config)
-    assert lib.precision_policy(config) == "float32"
+    gan = build_gan(config)
+    assert precision_policy(config) == "float32"
     assert {layer.compute_dtype for layer in gan.generator.layers + gan.discriminator.layers} == {
         "float32"}
 

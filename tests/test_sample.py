@@ -7,8 +7,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from kgan import images, sample
+from kgan import draw, images
 from kgan import training as lib
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 
 runner = CliRunner()
@@ -21,7 +22,7 @@ def kgan(*args):
 def test_slerp_keeps_ends_and_walks_on_the_sphere():
     a = np.array([[1.0, 0.0, 0.0], [3.0, 4.0, 0.0]], np.float32)
     b = np.array([[0.0, 1.0, 0.0], [3.0, 4.0, 0.0]], np.float32)  # orthogonal; parallel
-    path = sample.slerp(a, b, np.linspace(0, 1, 5))
+    path = draw.slerp(a, b, np.linspace(0, 1, 5))
     assert path.shape == (5, 2, 3)
     np.testing.assert_allclose(path[0], a, atol=1e-6)
     np.testing.assert_allclose(path[-1], b, atol=1e-6)
@@ -46,7 +47,7 @@ def png(path):
 
 
 def test_label_and_labels_rows(conditional_run, tmp_path):
-    gan, _ = lib.load_gan(conditional_run)
+    gan, _ = load_gan(conditional_run)
     done = kgan("sample", conditional_run, "--label", 3, "--n", 8, "--nrow", 8,
                 "--out", tmp_path / "three.png")
     assert done.exit_code == 0, done.output
@@ -68,11 +69,11 @@ def test_interpolate_writes_a_strip_and_a_looping_gif(conditional_run, tmp_path)
     assert strip.shape == (4 * 10 + 2, 5 * 10 + 2)  # one row per class, 5 frames
     gif = Image.open(tmp_path / "walk.gif")
     assert gif.n_frames == 5 + 3 and gif.info["loop"] == 0  # forward, then back
-    gan, _ = lib.load_gan(conditional_run)
-    walks = sample.interpolate(gan, 5, seed=0)
+    gan, _ = load_gan(conditional_run)
+    walks = draw.interpolate(draw.GANSource(gan), 5, seed=0)
     assert walks.shape == (4, 5, 8, 8, 1)
     ends = keras.ops.convert_to_numpy(gan.sample_noise(8, seed=0))
-    start = sample.draw(gan, 4, 0, labels=[0, 1, 2, 3], z=np.repeat(ends[:1], 4, 0))
+    start = draw.GANSource(gan).generate(np.repeat(ends[:1], 4, 0), np.arange(4, dtype="int32"))
     np.testing.assert_allclose(walks[:, 0], start, atol=1e-6)  # every class from the same z
     np.testing.assert_array_equal(np.asarray(gif.convert("L")),
                                   images.grid(images.to_uint8(walks[:, 0]))[..., 0])

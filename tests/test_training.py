@@ -10,6 +10,7 @@ from PIL import Image
 from test_backends import TECHNIQUES
 
 from kgan import training as lib
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
@@ -21,7 +22,7 @@ def config(npz, **overrides):
 
 
 def full_state(run_dir):
-    gan, _ = lib.load_gan(run_dir)
+    gan, _ = load_gan(run_dir)
     variables = gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
     return [keras.ops.convert_to_numpy(v) for v in variables] + [
         keras.ops.convert_to_numpy(gan.seed_generator.state)]
@@ -141,7 +142,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(toy_npz, tmp_path):
     run = tmp_path / "00000-mlp-toy"
     assert str(e.value).startswith("Training stopped at step 16: d_loss became nan; the last good "
                                    f"checkpoint is {run / 'checkpoints' / 'latest.keras'}.")
-    gan, _ = lib.load_gan(run)
+    gan, _ = load_gan(run)
     assert int(gan.g_optimizer.iterations) == 12  # end of epoch 1, before the NaN
     assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in gan.weights)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1

@@ -63,26 +63,14 @@ class GANTrainer:
             fake = jax.lax.stop_gradient(G(self.g_inputs(z, fake_labels), training=True))
             real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
             fake_in = self.d_inputs(fake, fake_labels, self.augment_params(batch_size))
-            alpha = (self.interpolation_weights(real.shape[0], real.ndim)
-                     if self.gan_loss == "wgan-gp" else None)
-            lazy_r1 = self.d_optimizer.iterations % self.r1_every == 0
+            alpha = self.interpolation_weights(batch_size, real.ndim)
 
-            def d_loss_fn(values, fixed, real_in=real_in, fake_in=fake_in, alpha=alpha,
-                          lazy_r1=lazy_r1):
+            def d_loss_fn(values, fixed, real_in=real_in, fake_in=fake_in, alpha=alpha):
                 real_logits, values, fixed = _run(D, values, fixed, real_in)
                 fake_logits, values, fixed = _run(D, values, fixed, fake_in)
-                loss = self.loss_fn.d_loss(real_logits, fake_logits)
-                if alpha is not None:
-                    images, rest = self.split_d_inputs(real_in)
-                    mixed = images + alpha * (self.split_d_inputs(fake_in)[0] - images)
-                    norms = jnp.sqrt(_squared_grad_norms(D, values, fixed, mixed, rest) + 1e-12)
-                    loss = loss + self.gp_weight * jnp.mean((norms - 1.0) ** 2)
-                if self.r1:  # lazy: every r1_every-th D step, weighted up by r1_every
-                    loss = loss + jax.lax.cond(
-                        lazy_r1,
-                        lambda: 0.5 * self.r1 * self.r1_every * jnp.mean(_squared_grad_norms(
-                            D, values, fixed, *self.split_d_inputs(real_in))),
-                        lambda: jnp.zeros((), jnp.float32))
+                loss = self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha,
+                                   lambda images, rest: _squared_grad_norms(
+                                       D, values, fixed, images, rest))
                 return loss, (real_logits, fake_logits, values, fixed)
 
             (d_loss, (real_logits, fake_logits, values, fixed)), grads = jax.value_and_grad(
@@ -112,10 +100,9 @@ class GANTrainer:
 
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
 
-    def r1_penalty(self, d_inputs):
-        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        D = self.discriminator
-        return jnp.mean(_squared_grad_norms(D, *_state(D), *self.split_d_inputs(d_inputs)))
+    def squared_grad_norms(self, images, rest):
+        """||grad_x D(x)||^2 per image at D's current weights."""
+        return _squared_grad_norms(self.discriminator, *_state(self.discriminator), images, rest)
 
 
 def _state(model):

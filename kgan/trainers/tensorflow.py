@@ -59,14 +59,13 @@ class GANTrainer:
             fake = self.generator(self.g_inputs(z, fake_labels), training=True)
             real_in = self._augmented(real, labels)
             fake_in = self._augmented(fake, fake_labels)
+            alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
+                                batch_size)
             with tf.GradientTape() as tape:
                 real_logits = self.discriminator(real_in, training=True)
                 fake_logits = self.discriminator(fake_in, training=True)
-                d_loss = self.loss_fn.d_loss(real_logits, fake_logits)
-                if self.gan_loss == "wgan-gp":
-                    d_loss += self.gp_weight * self._gradient_penalty(real_in, fake_in)
-                if self.r1:
-                    d_loss += self._lazy_r1(real_in)
+                d_loss = self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha,
+                                     self.squared_grad_norms)
                 scaled = self.d_optimizer.scale_loss(d_loss / replicas)  # mixed_float16
             d_grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
@@ -87,12 +86,6 @@ class GANTrainer:
             logs = {name: value[None] for name, value in logs.items()}
         return logs
 
-    def _lazy_r1(self, real_in):
-        """gamma/2 * R1 every `r1_every`-th D step, weighted up by `r1_every` (else 0)."""
-        return tf.cond(self.d_optimizer.iterations % self.r1_every == 0,
-                       lambda: 0.5 * self.r1 * self.r1_every * self.r1_penalty(real_in),
-                       lambda: tf.zeros((), tf.float32))
-
     def _augmented(self, images, labels):
         return self.d_inputs(images, labels, self._share(self.augment_params, tf.shape(images)[0]))
 
@@ -110,28 +103,14 @@ class GANTrainer:
         return tf.nest.map_structure(lambda t: None if t is None else t[start : start + n],
                                      draw(n * context.num_replicas_in_sync))
 
-    def _squared_grad_norms(self, images, rest):
+    def squared_grad_norms(self, images, rest):
         """||grad_x D(x)||^2 per image, float32 (also under mixed policies), differentiable."""
+        images, rest = tf.convert_to_tensor(images), [tf.convert_to_tensor(t) for t in rest]
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = self.discriminator([images, *rest] if rest else images, training=True)
         grads = tf.cast(tape.gradient(logits, images), tf.float32)
         return ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape))))
-
-    def r1_penalty(self, d_inputs):
-        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        images, rest = self.split_d_inputs(d_inputs)
-        return ops.mean(self._squared_grad_norms(tf.convert_to_tensor(images),
-                                                 [tf.convert_to_tensor(t) for t in rest]))
-
-    def _gradient_penalty(self, real_in, fake_in):
-        """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake.
-        A conditional D scores the mix with the real images' labels."""
-        (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
-        alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
-                            tf.shape(real)[0])
-        norms = ops.sqrt(self._squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
-        return ops.mean(ops.square(norms - 1.0))
 
 
 def make_dataset(

@@ -39,11 +39,9 @@ class GANTrainer:
             self._normalize_d()
             real_logits = self._discriminate(real_in)
             fake_logits = self._discriminate(fake_in)
-            d_loss = self.loss_fn.d_loss(real_logits, fake_logits)
-            if self.gan_loss == "wgan-gp":
-                d_loss = d_loss + self.gp_weight * self._gradient_penalty(real_in, fake_in)
-            if self.r1 and int(self.d_optimizer.iterations) % self.r1_every == 0:  # lazy R1
-                d_loss = d_loss + 0.5 * self.r1 * self.r1_every * self.r1_penalty(real_in)
+            alpha = self.interpolation_weights(batch_size, real.ndim)
+            d_loss = self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha,
+                                 self.squared_grad_norms)
             self.zero_grad()
             d_loss.backward()
             with torch.no_grad():
@@ -80,21 +78,9 @@ class GANTrainer:
         # Spectrally normalized layers must not re-normalize (assign) inside the graph.
         return self.discriminator(d_inputs, training=not self._spectral_layers)
 
-    def _squared_grad_norms(self, images, rest):
+    def squared_grad_norms(self, images, rest):
         """||grad_x D(x)||^2 per image, differentiable (for D's update)."""
-        images = images.detach().requires_grad_(True)
+        images = ops.convert_to_tensor(images).detach().requires_grad_(True)
         logits = self._discriminate([images, *rest] if rest else images)
         (grads,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
         return torch.sum(grads.float() ** 2, dim=tuple(range(1, grads.ndim)))
-
-    def r1_penalty(self, d_inputs):
-        """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        return torch.mean(self._squared_grad_norms(*self.split_d_inputs(d_inputs)))
-
-    def _gradient_penalty(self, real_in, fake_in):
-        """Gulrajani et al. 2017: (||grad_x D(x)|| - 1)^2 on random interpolates of real/fake."""
-        (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
-        alpha = self.interpolation_weights(real.shape[0], real.ndim)
-        norms = torch.sqrt(self._squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
-        return torch.mean((norms - 1.0) ** 2)
-

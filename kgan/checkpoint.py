@@ -1,0 +1,153 @@
+"""A run's GAN: built from its config (`config.json`), saved to and loaded from `.keras` files.
+
+`kgan sample`, `export`, `eval` and `--resume` all rebuild the models with kgan's own code and
+read a checkpoint only as data (weights and optimizer state): nothing in it runs as code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+
+from kgan import distribute, models, runs
+from kgan.config import TrainConfig
+from kgan.errors import KganError, first_line
+from kgan.gan import GAN
+
+WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a `.keras` file
+
+# XLA where it is faster: the MLP GAN's dense step ran 50 vs 34 steps/s with XLA on the 2-core
+# CI machine; the DCGAN's convolutions ran slower under XLA (2.9 vs 5.3 steps/s, issue #8).
+# JAX always compiles with XLA; torch.compile cannot do wgan-gp's double backward, so off.
+JIT_DEFAULT = {"mlp": True, "dcgan": False}
+
+# Steps fused into one TensorFlow call: the MLP GAN's ~17 ms step paid ~3 ms of per-call
+# dispatch in `fit`, and 16 fused steps ran 65 vs 55 steps/s (issue #8). The JAX trainer loops
+# in Python either way and Keras' torch trainer allows only 1.
+FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1}
+
+
+def jit_compile(config: TrainConfig, replicas: int = 1) -> bool:
+    if config.jit is not None:
+        return config.jit
+    if config.backend == "tensorflow" and replicas > 1:
+        return False  # Keras' XLA step failed under MirroredStrategy (TF 2.21)
+    if config.backend == "tensorflow" and config.conditional and config.r1:
+        return False  # XLA ran this step (R1 through the label projection) at 5 s, not 10 ms
+    return {"jax": True, "torch": False}.get(config.backend, JIT_DEFAULT[config.arch])
+
+
+def steps_per_execution(config: TrainConfig, replicas: int = 1) -> int:
+    if config.steps_per_execution is not None:
+        return config.steps_per_execution
+    if replicas > 1:
+        return 1  # Keras' multi-step loop failed to run under MirroredStrategy (TF 2.21)
+    return FUSED_STEPS_DEFAULT[config.arch] if config.backend == "tensorflow" else 1
+
+
+def precision_policy(config: TrainConfig) -> str:
+    """`float32`, or with `mixed_precision`: `mixed_float16` where TensorFlow has a GPU (with
+    loss scaling), else `mixed_bfloat16` (TPUs and CPUs; JAX and PyTorch everywhere)."""
+    if not config.mixed_precision:
+        return "float32"
+    if config.backend == "tensorflow":
+        import tensorflow as tf  # only on the TensorFlow backend: the others may lack its GPU
+
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+    return "mixed_bfloat16"
+
+
+def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
+    """Builds and compiles the GAN that `config` describes (seeded, so weights are reproducible).
+
+    With `distributed`, on the devices of `config.strategy`: models and both optimizers are
+    made inside its scope. Otherwise on one device (sampling, evaluation and export).
+    """
+    replicas = distribute.replicas(config) if distributed else 1  # before any TF op
+    keras.utils.set_random_seed(config.seed)
+    policy = precision_policy(config)
+    with distribute.scope(config) if distributed else contextlib.nullcontext():
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)  # layers take the policy when they are made
+        try:
+            generator, discriminator = models.generator(config), models.discriminator(config)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed,
+                  num_classes=config.num_classes if config.conditional else None,
+                  ema=config.ema, ema_start=config.ema_start)
+
+        def adam():
+            optimizer = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)
+            # float16 gradients underflow: scale the losses up and the gradients back down.
+            if policy == "mixed_float16":
+                return keras.optimizers.LossScaleOptimizer(optimizer)
+            return optimizer
+
+        gan.compile(
+            d_optimizer=adam(), g_optimizer=adam(),
+            loss=config.loss, d_steps=config.d_steps, gp_weight=config.gp_weight,
+            r1=config.r1, r1_every=config.r1_every, augment=config.augmentations,
+            jit_compile=jit_compile(config, replicas),
+            steps_per_execution=steps_per_execution(config, replicas),
+        )
+    return gan
+
+
+def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
+             ema: bool = False, config: TrainConfig | None = None) -> tuple[GAN, TrainConfig]:
+    """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
+    (with `best`, the lowest-FID one that `--eval-every` keeps). With `ema`, the generator
+    gets the moving average of its weights, where the run keeps one (`--ema`).
+
+    `config` replaces the run's own (a resumed run's, with the settings it may change).
+    """
+    run_dir, saved = runs.open_run(run_dir)
+    config = config or saved
+    path = runs.checkpoint(run_dir, best)
+    gan = build_gan(config, distributed)
+    try:
+        _load_weights(gan, path)
+    except Exception as e:
+        raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
+    if ema:
+        gan.use_ema()
+    return gan, config
+
+
+def _load_weights(gan: GAN, path: Path) -> None:
+    """Loads the weights of a `.keras` checkpoint into `gan`, from an extracted copy.
+
+    Keras reads the HDF5 weights inside the zip in place, and every backward seek there
+    re-reads the member from its start: that took 0.9 s of the 1.6 s of `kgan sample`. One
+    sequential copy to a temporary file, then HDF5's random access on disk, takes a few ms.
+    """
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+        member = archive.getinfo(WEIGHTS_MEMBER)
+        variables = gan.variables + gan.d_optimizer.variables + gan.g_optimizer.variables
+        # At most 8 bytes per value, plus 1 MiB for HDF5's own bookkeeping: anything larger is
+        # not this model's checkpoint, and is not unpacked onto the disk.
+        expected = sum(math.prod(v.shape) * 8 for v in variables) + 2**20
+        if member.file_size > expected:
+            raise KganError(f"its {WEIGHTS_MEMBER} has {member.file_size} bytes, more than this "
+                            f"model's weights could take ({expected})")
+        weights = Path(tmp) / WEIGHTS_MEMBER
+        with archive.open(member) as source, weights.open("wb") as target:
+            shutil.copyfileobj(source, target, 2**20)
+        gan.load_weights(weights)
+
+
+def save(gan: GAN, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
+    """Writes the whole GAN (weights, both optimizers, noise state) to `run_dir/name`,
+    atomically: a crash mid-write keeps the previous checkpoint."""
+    path = run_dir / name
+    with runs.atomic_path(path) as tmp:
+        gan.save(tmp)
+    return path

@@ -1,0 +1,180 @@
+"""Drawing images from a generator: a run's GAN or an exported SavedModel, the same way.
+
+A `Source` turns seeds into latents and latents (and labels) into images; everything else
+here (grids, class rows with shared latents, interpolation, PNG and GIF files) is written once
+on top of it, so a run and its export draw the same pictures for the same seed.
+
+Example:
+    >>> source = from_run("runs/00003-mlp-fashion_mnist")
+    >>> batch = images.to_uint8(draw(source, 16, seed=7))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import checkpoint, export, images
+from kgan.config import positive_int
+from kgan.errors import KganError, first_line
+from kgan.labels import labels_for
+
+CHUNK = 256  # images per generator call: bounds memory for large n
+
+
+class Source:
+    """Where images come from. `latents(n, seed)`: float32 (n, latent_dim), the same for the
+    same seed; `generate(z, labels)`: float images in [-1, 1]; `num_classes`: None unless
+    conditional."""
+
+    num_classes: int | None = None
+
+    def latents(self, n: int, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def generate(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        return np.concatenate([
+            self._generate(z[i : i + CHUNK], None if labels is None else labels[i : i + CHUNK])
+            for i in range(0, len(z), CHUNK)])
+
+    def _generate(self, z, labels) -> np.ndarray:
+        raise NotImplementedError
+
+
+class GANSource(Source):
+    """A `kgan.gan.GAN`'s generator, as it is (call inside `gan.averaged_generator()` to draw
+    from the moving average). Latents come from `gan.sample_noise(n, seed)`."""
+
+    def __init__(self, gan):
+        self.gan, self.num_classes = gan, gan.num_classes
+
+    def latents(self, n, seed):
+        return keras.ops.convert_to_numpy(self.gan.sample_noise(n, seed=seed))
+
+    def _generate(self, z, labels):
+        return keras.ops.convert_to_numpy(
+            self.gan.generator(self.gan.g_inputs(z, labels), training=False))
+
+
+class ExportSource(Source):
+    """An exported SavedModel's `raw` signature; latents are its `generate` signature's (on
+    TensorFlow equal to a run's `sample_noise`)."""
+
+    def __init__(self, version_dir: Path):
+        self.version_dir, self.meta = version_dir, export.metadata(version_dir)
+        self.num_classes = self.meta.get("num_classes")
+        try:
+            self.raw = tf.saved_model.load(str(version_dir)).signatures["raw"]
+        except Exception as e:
+            raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
+
+    def latents(self, n, seed):
+        return export.noise(n, seed, self.meta["latent_dim"]).numpy()
+
+    def _generate(self, z, labels):
+        inputs = {"z": z} if labels is None else {"z": z, "label": labels}
+        return self.raw(**inputs)["images"].numpy()
+
+
+def from_run(run_dir: str | Path, best: bool = False, ema: bool = True) -> GANSource:
+    """The generator of a run's latest (or `best`) checkpoint; with `ema`, its moving average
+    where the run keeps one."""
+    gan, _ = checkpoint.load_gan(run_dir, best, ema=ema)
+    return GANSource(gan)
+
+
+def from_export(model: str | Path) -> ExportSource:
+    """An exported model: `saved_models/NAME` (its newest version) or `.../NAME/VERSION`."""
+    return ExportSource(export.resolve(model))
+
+
+def draw(source: Source, n: int, seed: int, labels=None) -> np.ndarray:
+    """`n` float images in [-1, 1] for `seed` (same seed, same images); a conditional source
+    draws `labels` (one, or one per image; by default the classes in turn)."""
+    positive_int("n", n)
+    return source.generate(source.latents(n, seed), labels_for(n, source.num_classes, labels))
+
+
+def class_rows(source: Source, labels: list[int], per_class: int, seed: int) -> np.ndarray:
+    """One row of `per_class` images per label in `labels`, the same latents in every row."""
+    positive_int("n", per_class)
+    z = np.tile(source.latents(per_class, seed), (len(labels), 1))
+    return source.generate(z, labels_for(len(z), source.num_classes,
+                                         np.repeat(labels, per_class)))
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation from rows `a` to rows `b` at fractions `t` -> (len(t), *a.shape).
+
+    Gaussian latents live near a sphere; a straight line between two passes near its centre,
+    where the generator has seen few samples. Nearly parallel rows fall back to a line.
+    """
+    t = np.asarray(t, np.float64)[:, None, None]
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.sum(a64 * b64, -1) / (np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))[None, :, None]
+    sin = np.sin(omega)
+    safe = np.where(sin < 1e-6, 1.0, sin)
+    spherical = (np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / safe
+    linear = (1 - t) * a64 + t * b64
+    return np.where(sin < 1e-6, linear, spherical).astype(np.float32)
+
+
+def interpolate(source: Source, frames: int, seed: int, labels=None,
+                walks: int = 8) -> np.ndarray:
+    """Images along spherical walks between random latents: (rows, frames, H, W, C) in [-1, 1].
+
+    Unconditional: `walks` rows, each from one random latent to another. Conditional: one row
+    per label in `labels` (default: every class), all walking between the same two latents;
+    a single label gets `walks` rows of that class.
+    """
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
+        raise KganError(f"`interpolate` must be an integer of at least 2 (frames per walk). "
+                        f"Received: interpolate={frames}")
+    if source.num_classes:
+        labels = list(range(source.num_classes)) if labels is None else list(labels)
+        rows = walks if len(labels) == 1 else len(labels)
+        labels = labels * rows if len(labels) == 1 else labels
+    else:
+        labels_for(1, None, labels)  # refuses labels
+        rows = walks
+    ends = source.latents(2 * rows, seed)
+    if source.num_classes and len(set(labels)) > 1:  # every class walks the same way
+        ends = np.concatenate([np.repeat(ends[:1], rows, 0), np.repeat(ends[1:2], rows, 0)])
+    path = slerp(ends[:rows], ends[rows:], np.linspace(0.0, 1.0, frames))  # (frames, rows, d)
+    z = path.transpose(1, 0, 2).reshape(rows * frames, -1)
+    batch = source.generate(z, labels_for(len(z), source.num_classes, None if labels is None
+                                          else np.repeat(labels, frames)))
+    return batch.reshape(rows, frames, *batch.shape[1:])
+
+
+def write_interpolation(walks: np.ndarray, out: Path) -> list[Path]:
+    """Writes `out` (PNG: one row per walk) and `out` with `.gif` (each frame shows every walk
+    at one step, forward then back, so it loops smoothly)."""
+    rows, frames = walks.shape[:2]
+    strip = images.grid(images.to_uint8(walks.reshape(rows * frames, *walks.shape[2:])), frames)
+    steps = list(range(frames)) + list(range(frames - 2, 0, -1))
+    movie = np.stack([images.grid(images.to_uint8(walks[:, t])) for t in steps])
+    try:
+        return [images.save_png(strip, out), images.save_gif(movie, Path(out).with_suffix(".gif"))]
+    except OSError as e:
+        raise KganError(f"Cannot write {e.filename or out}: {e.strerror or e}") from None
+
+
+def write(batch: np.ndarray, out: Path | None, individual: Path | None, seed: int,
+          nrow: int | None = None) -> list[Path]:
+    """Writes uint8 images as a grid to `out` and, with `individual`, one
+    `seed<seed>-<index>.png` per image."""
+    written = []
+    try:
+        if out is not None:
+            written.append(images.save_png(images.grid(batch, nrow), out))
+        if individual is not None:
+            for i, image in enumerate(batch):
+                written.append(images.save_png(image, Path(individual) / f"seed{seed}-{i:04d}.png"))
+    except OSError as e:
+        raise KganError(f"Cannot write {e.filename or out}: {e.strerror or e}") from None
+    return written

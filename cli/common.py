@@ -35,7 +35,7 @@ def select_backend(backend: str | None = None) -> None:
     if "tensorflow" not in sys.modules and not os.environ.get("KGAN_DEBUG"):
         _import_tensorflow_quietly()
     if "keras" in sys.modules:
-        import keras
+        import keras  # already loaded: no cost, and which backend it took is the question
 
         if keras.backend.backend() != os.environ["KERAS_BACKEND"]:
             fail(f"Keras is already loaded with the {keras.backend.backend()!r} backend")
@@ -49,7 +49,7 @@ def _import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            import tensorflow as tf  # the point of this function: loaded once, quietly
 
             tf.config.list_physical_devices()  # CUDA's probe prints here, not at the first op
         except BaseException:

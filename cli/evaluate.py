@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from cli.common import RunsDir, UseEma, select_backend, user_errors
+from kgan import runs
+from kgan.config import positive_int
 
 
 def evaluate(
@@ -34,22 +38,16 @@ def evaluate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Measure a run (or an export) against real images; a run's result joins its metrics.jsonl."""
-    from rich.console import Console
-
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with user_errors():
-        from kgan.sample import check_n
-
-        from kgan import runs
-
-        check_n(n)
+        positive_int("n", n)
         if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)
         else:
             select_backend("tensorflow")
             run_dir = None
-        from kgan.evaluate import evaluate as evaluate_run
+        from kgan.evaluate import evaluate as evaluate_run  # loads Keras: after the backend
 
         result = evaluate_run(
             run_dir, model, dataset, n, features, classifier, seed, real_split,
@@ -66,8 +64,6 @@ def evaluate(
 
 
 def table(result: dict):
-    from rich.table import Table
-
     protocol = result["protocol"]
     out = Table(title=f"{protocol['n_fake']} images vs {protocol['n_real']} real "
                       f"({protocol['real_split']}) images, {protocol['features']} features")

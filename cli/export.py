@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli.common import RunsDir, UseEma, select_backend, user_errors
+from kgan import runs
 
 
 def export(
@@ -30,8 +31,7 @@ def export(
     """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path."""
     with user_errors():
         select_backend("tensorflow")  # SavedModels are TensorFlow graphs, whatever trained the run
-        from kgan import runs
-        from kgan.export import export as export_run
+        from kgan.export import export as export_run  # loads TensorFlow and Keras
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
                             max_batch, best, ema)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from kgan import runs as runs_lib
 
@@ -18,9 +20,6 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead.")] = False,
 ) -> None:
     """List runs: dataset, arch, loss, backend, progress, last losses, best FID, status, size."""
-    from rich.console import Console
-    from rich.table import Table
-
     summaries = [runs_lib.summary(run) for run in runs_lib.list_runs(runs_dir)]
     if as_json:
         typer.echo(json.dumps(summaries, indent=2))

@@ -8,6 +8,10 @@ from typing import Annotated
 import typer
 
 from cli.common import RunsDir, UseEma, select_backend, user_errors
+from kgan import runs
+from kgan.config import positive_int
+from kgan.errors import KganError
+from kgan.labels import parse_labels
 
 
 def sample(
@@ -45,11 +49,6 @@ def sample(
 ) -> None:
     """Draw images from the newest run (or RUN_DIR, or --model) and print the written paths."""
     with user_errors():
-        from kgan import runs
-        from kgan.config import positive_int
-        from kgan.errors import KganError
-        from kgan.labels import parse_labels
-
         if label is not None and labels is not None:
             raise KganError("Use --label or --labels, not both")
         rows = parse_labels(labels) if labels is not None else None
@@ -62,7 +61,7 @@ def sample(
             select_backend(config.backend)  # seeds give the same images on the same backend
         else:
             select_backend("tensorflow")  # a SavedModel runs on TensorFlow
-        from kgan import draw, images
+        from kgan import draw, images  # loads Keras: after the backend is chosen
 
         kind = "sample" if interpolate is None else "interpolate"
         if model is None:

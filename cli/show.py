@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from cli.common import RunsDir, user_errors
-from kgan import runs
+from kgan import report, runs
 
 
 def show(
@@ -21,8 +22,6 @@ def show(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Show a run: status, config, last metrics and its files."""
-    from rich.console import Console
-
     with user_errors():
         run_dir, _ = runs.open_run(run_dir or runs.newest(runs_dir))
     metrics = runs.read_metrics(run_dir)
@@ -49,6 +48,4 @@ def show(
     for problem in info["problems"]:
         err.print(f"[yellow]warning:[/] {problem}")
     if open_report:
-        from kgan import report
-
         out.print(f"\nreport: {report.write(run_dir).resolve().as_uri()}")

@@ -61,7 +61,7 @@ def train(ctx: typer.Context, **options) -> None:
         else:
             config = TrainConfig(**options).validate()
         select_backend(config.backend)
-        from kgan import training
+        from kgan import training  # loads Keras: after the backend is chosen
         from kgan.callbacks import RichProgress
 
         progress = [] if quiet else [RichProgress(config.batch_size)]

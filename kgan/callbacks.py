@@ -11,6 +11,15 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from kgan import checkpoint, draw, evaluate, images, plots, runs, tensorboard
 
@@ -209,16 +218,6 @@ class RichProgress(keras.callbacks.Callback):
 
     def __init__(self, batch_size: int, console=None):
         super().__init__()
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.batch_size = batch_size
         console = console or Console(stderr=True)
         self.progress = Progress(

@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from kgan.config import BUILTIN_DATASETS
 from kgan.errors import KganError, first_line
@@ -165,8 +166,6 @@ def _load_builtin(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_folder(root: Path, image_size: int) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
-
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise KganError(f"No .png/.jpg images found in {root}")
@@ -197,8 +196,6 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
 
 
 def _resize_pil(img, size: int) -> np.ndarray:
-    from PIL import Image
-
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(img, dtype=np.uint8)
@@ -206,8 +203,6 @@ def _resize_pil(img, size: int) -> np.ndarray:
 
 def _resize_batch(x: np.ndarray, size: int) -> np.ndarray:
     """Resizes float images in [-1, 1] with Pillow (per channel, bicubic, clipped)."""
-    from PIL import Image
-
     out = np.empty((x.shape[0], size, size, x.shape[3]), dtype=np.float32)
     for i in range(x.shape[0]):
         for c in range(x.shape[3]):

@@ -54,7 +54,7 @@ def scope(config: TrainConfig):
 def _tf_strategy(name: str):
     """The `tf.distribute` strategy called `name`; made once per process (a multi-worker one
     must exist before TensorFlow runs anything else)."""
-    import tensorflow as tf
+    import tensorflow as tf  # tf.distribute: only on the TensorFlow backend
 
     if name == "auto":
         name = ("tpu" if TPU_DEVICE.exists() or os.environ.get("TPU_NAME") else
@@ -84,7 +84,7 @@ def _tf_strategy(name: str):
 
 
 def _jax_devices(name: str) -> list:
-    import jax
+    import jax  # only on the JAX backend
 
     return jax.devices() if name in ("auto", "mirrored") else jax.devices()[:1]
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from kgan.runs import atomic_path
 
@@ -34,8 +35,6 @@ def grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.nd
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Writes a uint8 (H, W, 1|3) image as PNG, atomically (temp file + rename)."""
-    from PIL import Image
-
     path = Path(path)
     mode = "L" if image.shape[-1] == 1 else "RGB"
     with atomic_path(path) as tmp:
@@ -45,8 +44,6 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
 
 def save_gif(frames: np.ndarray, path: str | Path, duration_ms: int = 80) -> Path:
     """Writes uint8 frames (T, H, W, 1|3) as an endlessly looping animated GIF, atomically."""
-    from PIL import Image
-
     path = Path(path)
     pictures = [Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
                 for frame in frames]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 from kgan.runs import atomic_path
+
+matplotlib.use("Agg")  # files only, never a window
 
 PANELS = (  # (title, y label, metric keys)
     ("Losses", "loss", ("d_loss", "g_loss")),
@@ -15,12 +21,6 @@ PANELS = (  # (title, y label, metric keys)
 
 def curves(records: list[dict], path: Path, title: str = "") -> Path:
     """Plots each metric against epoch, one panel per group that has data; writes atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
     panels = [(t, y, [k for k in keys if any(k in r for r in records)]) for t, y, keys in PANELS]
     panels = [p for p in panels if p[2]]
     fig = Figure(figsize=(5 * max(len(panels), 1), 3.6), layout="constrained")

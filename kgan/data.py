@@ -29,7 +29,6 @@ class Dataset:
     name: str  # short name for run directories ("fashion_mnist", "faces", ...)
     x: np.ndarray  # float32 (N, H, W, C) in [-1, 1]
     y: np.ndarray | None  # int32 (N,) class labels, or None
-    class_names: list[str] | None = None  # folder datasets: label -> sub-folder name
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -189,10 +188,7 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     if labeled:
         index = {name: i for i, name in enumerate(class_names)}
         y = np.array([index[p.relative_to(root).parts[0]] for p in files], dtype=np.int32)
-    return Dataset(
-        name=_slug(root.resolve().name), x=_to_unit_range(x, str(root)), y=y,
-        class_names=class_names if labeled else None,
-    )
+    return Dataset(name=_slug(root.resolve().name), x=_to_unit_range(x, str(root)), y=y)
 
 
 def _resize_pil(img, size: int) -> np.ndarray:

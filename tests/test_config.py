@@ -1,0 +1,71 @@
+"""Each train option is written once, in `TrainConfig`: the CLI, resume and the README follow."""
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cli.main import app
+from kgan.config import TrainConfig, options, shown_default
+from kgan.errors import KganError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+COMMAND_OPTIONS = {"--runs-dir", "--name", "--resume", "--quiet"}  # not settings of a run
+
+
+def flag(field):
+    return (field.metadata["flags"] or ("--" + field.name.replace("_", "-"),))[0].split("/")[0]
+
+
+def readme_table():
+    """`kgan train`'s option table in the README: {first flag of a row: its default cell}."""
+    table = README.read_text().split("| option | default | meaning |\n")[1].split("\n\n")[0]
+    rows = {}
+    for line in table.splitlines()[1:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[re.findall(r"`(--[a-z0-9-]+)", cells[0])[0]] = cells[1]
+    return rows
+
+
+def test_readme_table_lists_every_option_with_the_configs_default():
+    rows = readme_table()
+    fields = {flag(field): field for field in options()}
+    assert set(rows) == set(fields) | COMMAND_OPTIONS
+    for name, field in fields.items():
+        assert rows[name] == shown_default(field), name
+
+
+def test_kgan_train_derives_its_options_from_the_config():
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    fields = {field.name: field for field in options()}
+    assert set(params) == set(fields) | {"runs_dir", "name", "resume", "quiet"}
+    for name, field in fields.items():
+        assert params[name].opts[0] == flag(field)
+        assert (params[name].default, params[name].help) == (field.default,
+                                                             field.metadata["help"])
+    shown = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "one pass over the data" in shown and "[env var: KERAS_BACKEND]" in shown
+
+
+def test_every_option_is_checked_with_a_message_naming_it():
+    for field in options():
+        with pytest.raises(KganError, match=rf"{field.name}|{flag(field)}"):
+            TrainConfig(**{field.name: object()}).validate()
+
+
+def test_resume_accepts_equal_and_runtime_settings_and_refuses_the_others():
+    config = TrainConfig(arch="dcgan", epochs=3)
+    resumed = config.resumed({"arch": "dcgan", "epochs": 5, "jit": True, "eval_every": 2})
+    assert (resumed.arch, resumed.epochs, resumed.jit, resumed.eval_every) == ("dcgan", 5, True, 2)
+    assert config.epochs == 3  # a copy
+    runtime = {f.name for f in options() if f.metadata["resumable"]}
+    assert runtime == {"epochs", "jit", "steps_per_execution", "strategy", "sample_every",
+                       "checkpoint_every", "tensorboard", "eval_every", "eval_n", "eval_features"}
+    with pytest.raises(KganError) as e:
+        config.resumed({"loss": "hinge"})
+    assert str(e.value) == ("--loss cannot change when resuming: the run was trained with "
+                            "loss=bce. Received: loss=hinge")
+    with pytest.raises(KganError, match="`eval_n` must be a positive integer"):
+        config.resumed({"eval_n": 0})

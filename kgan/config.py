@@ -199,6 +199,8 @@ class TrainConfig:
     tensorboard: bool = option(True, "Write TensorBoard event files (view: tensorboard "
                                "--logdir runs).", flag, resumable=True,
                                flags=("--tensorboard/--no-tensorboard",), shown="on")
+    curves: bool = option(True, "Redraw curves.png (losses, D outputs, FID/KID) as epochs end.",
+                          flag, resumable=True, flags=("--curves/--no-curves",), shown="on")
     eval_every: int | None = option(None, "Measure FID/KID every N epochs (logged per epoch) "
                                     "and keep checkpoints/best.keras.", positive_int,
                                     resumable=True, shown="never")

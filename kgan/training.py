@@ -123,8 +123,9 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
                              config.latent_dim, config.seed, num_classes=gan.num_classes)
     callbacks = [guard, *evaluation, metrics, samples,
-                 kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs),
-                 kcb.Curves(run_dir, guard, config.epochs)]
+                 kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
+    if config.curves:
+        callbacks.append(kcb.Curves(run_dir, guard, config.epochs))
     if config.tensorboard:
         callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, metrics, samples))
     callbacks += extra_callbacks

@@ -1,11 +1,33 @@
+"""What the tests share: a toy dataset and config, step callbacks, saved-state comparison, the
+CLI, and one long-lived child process per other backend."""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import json  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from cli.main import app  # noqa: E402
+from kgan.checkpoint import load_gan  # noqa: E402
+from kgan.config import TrainConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Every technique that adds state: labels, the moving average, spectral norm's vectors, lazy R1
+# (by step count) and augmentation (noise draws).
+TECHNIQUES = {"conditional": True, "ema": 0.9, "ema_start": 5, "spectral_norm": True, "r1": 1.0,
+              "r1_every": 4, "augment": "translation,cutout,color"}
 
 
 @pytest.fixture
@@ -16,3 +38,120 @@ def toy_npz(tmp_path):
     np.savez(path, x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
              y_train=rng.integers(0, 4, 200))
     return path
+
+
+def toy_config(npz, **overrides) -> TrainConfig:
+    """A run of `npz` that is quick to train: tiny models, one step per call (so callbacks can
+    act after any step), and no XLA, TensorBoard or curves.png unless a test asks for them
+    (compiling and drawing would take longer than the training)."""
+    return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
+                          "epochs": 1, "steps_per_execution": 1, "jit": False,
+                          "tensorboard": False, "curves": False, **overrides})
+
+
+def kgan(*args):
+    """`kgan ARGS` in this process (Typer's runner): exit code, stdout and stderr apart."""
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+class At(keras.callbacks.Callback):
+    """Runs `action(model)` once, after generator step `step`."""
+
+    def __init__(self, step, action):
+        super().__init__()
+        self.step, self.action = step, action
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.steps == self.step:
+            self.action(self.model)
+
+
+def ctrl_c(model):
+    os.kill(os.getpid(), signal.SIGINT)  # the real signal, handled by kgan's SIGINT handler
+
+
+def poison(model):
+    model.generator.trainable_variables[0].assign(
+        np.full(model.generator.trainable_variables[0].shape, np.nan, np.float32))
+
+
+def full_state(run_dir):
+    """Every number a resumed run depends on: weights, both optimizers, the noise state."""
+    gan, _ = load_gan(run_dir)
+    variables = gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
+    return [keras.ops.convert_to_numpy(v) for v in variables] + [
+        keras.ops.convert_to_numpy(gan.seed_generator.state)]
+
+
+def assert_same_state(a, b):
+    sa, sb = full_state(a), full_state(b)
+    assert len(sa) == len(sb) > 20
+    for x, y in zip(sa, sb, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# One child process per backend, reused by every test that needs it: Keras picks its backend
+# once per process, and each fresh process would spend seconds importing TensorFlow and the
+# backend again. Each request runs a script with `sys.argv` set, as `python -c` would.
+_WORKER = r"""
+import contextlib, io, json, sys, traceback
+reply_to = sys.stdout
+for line in sys.stdin:
+    request, out = json.loads(line), io.StringIO()
+    sys.argv = ["-c", *request["args"]]
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(request["script"], "<script>", "exec"), {"__name__": "__main__"})
+        reply = {"stdout": out.getvalue()}
+    except BaseException:
+        reply = {"stdout": out.getvalue(), "error": traceback.format_exc()}
+    reply_to.write(json.dumps(reply) + "\n")
+    reply_to.flush()
+"""
+
+
+class BackendWorker:
+    def __init__(self, backend):
+        env = {**os.environ, "KERAS_BACKEND": backend, "OMP_WAIT_POLICY": "PASSIVE"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, env=env, cwd=ROOT)
+
+    def __call__(self, script, *args) -> str:
+        """Runs `script` there and returns what it printed; its exception fails the test."""
+        self.process.stdin.write(json.dumps({"script": script, "args": list(map(str, args))})
+                                 + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        assert "error" not in reply, reply["error"]
+        return reply["stdout"]
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def on_backend():
+    """`on_backend("jax", script, *args)`: the script's stdout, from that backend's worker."""
+    workers = {}
+
+    def run(backend, script, *args):
+        if backend not in workers:
+            workers[backend] = BackendWorker(backend)
+        return workers[backend](script, *args)
+
+    yield run
+    for worker in workers.values():
+        worker.close()
+
+
+# `kgan ARGS` as a script for `on_backend`: its stdout, or the failure with its output.
+KGAN_CLI = r"""
+import sys
+from typer.testing import CliRunner
+from cli.main import app
+done = CliRunner().invoke(app, sys.argv[1:])
+assert done.exit_code == 0, done.output
+print(done.stdout, end="")
+"""

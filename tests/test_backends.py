@@ -1,23 +1,18 @@
 """The same GAN on TensorFlow, JAX and PyTorch: one-step parity, resume, portable checkpoints.
 
-Each backend runs in its own process (Keras picks its backend once, at import).
+JAX and PyTorch run in a worker process each (Keras picks its backend once, at import); the
+tests themselves run on TensorFlow.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import KGAN_CLI, TECHNIQUES, full_state
 
 from kgan import export
-from kgan.checkpoint import load_gan
 from kgan.config import LOSSES
-
-BACKENDS = ("tensorflow", "jax", "torch")
-ROOT = Path(__file__).resolve().parents[1]
 
 # One training step of every loss from the weights, batch and noise in the given .npz.
 ONE_STEP = r"""
@@ -54,12 +49,7 @@ np.savez(sys.argv[2], **out)
 """
 
 
-def run(backend, *args, **kwargs):
-    env = {**os.environ, "KERAS_BACKEND": backend, "OMP_WAIT_POLICY": "PASSIVE"}
-    return subprocess.run([sys.executable, *args], env=env, check=True, cwd=ROOT, **kwargs)
-
-
-def test_one_step_parity_for_every_loss(tmp_path):
+def test_one_step_parity_for_every_loss(tmp_path, on_backend, monkeypatch):
     from kgan.checkpoint import build_gan
     from kgan.config import TrainConfig
 
@@ -75,9 +65,13 @@ def test_one_step_parity_for_every_loss(tmp_path):
                  alpha=rng.uniform(0, 1, (16, 1, 1, 1)).astype(np.float32))
     np.savez(tmp_path / "given.npz", **given)
     results = {}
-    for backend in BACKENDS:
-        run(backend, "-c", ONE_STEP, str(tmp_path / "given.npz"), str(tmp_path / f"{backend}.npz"),
-            ",".join(LOSSES))
+    for backend in ("tensorflow", "jax", "torch"):
+        args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz", ",".join(LOSSES))
+        if backend == "tensorflow":  # this process
+            monkeypatch.setattr("sys.argv", ["-c", *map(str, args)])
+            exec(ONE_STEP, {"__name__": "__main__"})
+        else:
+            on_backend(backend, ONE_STEP, *args)
         results[backend] = np.load(tmp_path / f"{backend}.npz")
     reference = results["tensorflow"]
     n_weights = sum(key.startswith("w") for key in given)
@@ -102,7 +96,8 @@ from kgan import training as lib
 
 npz, runs, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 config = TrainConfig(dataset=npz, batch_size=16, latent_dim=8, seed=3, epochs=3,
-                     backend=keras.backend.backend(), tensorboard=False, **options)
+                     backend=keras.backend.backend(), tensorboard=False, curves=False,
+                     **options)
 
 class CtrlC(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
@@ -120,63 +115,56 @@ print(lib.resume(short.run_dir, epochs=3).run_dir)
 """
 
 
-def saved_state(run_dir):
-    import keras
-
-    gan, _ = load_gan(run_dir)
-    variables = gan.weights + gan.d_optimizer.variables + gan.g_optimizer.variables
-    return [keras.ops.convert_to_numpy(v) for v in variables] + [
-        keras.ops.convert_to_numpy(gan.seed_generator.state)]
-
-
-# Every technique that adds state: labels, the moving average, spectral norm's vectors, lazy R1
-# (by step count) and augmentation (noise draws).
-TECHNIQUES = {"conditional": True, "ema": 0.9, "ema_start": 5, "spectral_norm": True, "r1": 1.0,
-              "r1_every": 4, "augment": "translation,cutout,color"}
-
-
 @pytest.mark.parametrize("options", [{}, TECHNIQUES], ids=["plain", "techniques"])
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_resume_is_bit_identical(backend, options, toy_npz, tmp_path):
-    done = run(backend, "-c", RESUME, str(toy_npz), str(tmp_path / "runs"), json.dumps(options),
-               capture_output=True, text=True)
-    straight, resumed, extended = (Path(p) for p in done.stdout.split())
+def test_resume_is_bit_identical(backend, options, toy_npz, tmp_path, on_backend):
+    done = on_backend(backend, RESUME, toy_npz, tmp_path / "runs", json.dumps(options))
+    straight, resumed, extended = (Path(p) for p in done.split())
     assert json.loads((straight / "config.json").read_text())["backend"] == backend
-    reference = saved_state(straight)
+    reference = full_state(straight)
     assert len(reference) > 20
     for other in (resumed, extended):
-        for a, b in zip(reference, saved_state(other), strict=True):
+        for a, b in zip(reference, full_state(other), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
-def test_a_torch_run_can_be_sampled_and_evaluated(toy_npz, tmp_path):
+def test_a_torch_run_can_be_sampled_and_evaluated(toy_npz, tmp_path, on_backend):
     runs = tmp_path / "runs"
-    run("torch", "-m", "kgan", "train", "--backend", "torch", "--dataset", str(toy_npz),
-        "--epochs", "1", "--batch-size", "16", "--runs-dir", str(runs), "-q", capture_output=True)
+    on_backend("torch", KGAN_CLI, "train", "--backend", "torch", "--dataset", toy_npz,
+               "--epochs", 1, "--batch-size", 16, "--runs-dir", runs, "-q", "--no-curves")
     run_dir = runs / "00000-mlp-toy"
-    sampled = run("tensorflow", "-m", "kgan", "sample", str(run_dir), "--n", "4",
-                  capture_output=True, text=True)  # the run's own backend (torch) draws
-    assert sampled.stdout == f"{run_dir}/samples/sample-seed0.png\n"
-    env_cache = {"KGAN_CACHE": str(tmp_path / "cache")}
-    evaluated = subprocess.run([sys.executable, "-m", "kgan", "eval", str(run_dir), "--n", "64",
-                                "--json"], env={**os.environ, **env_cache}, cwd=ROOT,
-                               capture_output=True, text=True, check=True)
-    result = json.loads(evaluated.stdout)
+    sampled = on_backend("torch", KGAN_CLI, "sample", run_dir, "--n", 4)
+    assert sampled == f"{run_dir}/samples/sample-seed0.png\n"
+    # The classifier for the toy data is trained (and cached) by this evaluation.
+    evaluated = on_backend("torch", "import os, sys\nos.environ['KGAN_CACHE'] = sys.argv[1]\n"
+                           + KGAN_CLI.replace("sys.argv[1:]", "sys.argv[2:]"),
+                           tmp_path / "cache", "eval", run_dir, "--n", 64, "--json")
+    result = json.loads(evaluated)
     assert result["fid"] >= 0 and result["step"] == 12 and result["protocol"]["n_fake"] == 64
 
 
-def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path):
-    runs = tmp_path / "runs"
-    run("jax", "-m", "kgan", "train", "--backend", "jax", "--dataset", str(toy_npz), "--epochs",
-        "1", "--batch-size", "16", "--runs-dir", str(runs), "-q", capture_output=True)
-    run_dir = runs / "00000-mlp-toy"
+# Trains one epoch on JAX and saves what its generator makes of the given latents.
+JAX_RUN = r"""
+import sys
+import keras
+import numpy as np
+from kgan import training
+from kgan.checkpoint import load_gan
+from kgan.config import TrainConfig
+npz, runs, z, out = sys.argv[1:5]
+run_dir = training.train(TrainConfig(dataset=npz, batch_size=16, epochs=1, backend="jax",
+                                     tensorboard=False, curves=False), runs_dir=runs).run_dir
+gan, _ = load_gan(run_dir)
+np.save(out, keras.ops.convert_to_numpy(gan.generator(np.load(z))))
+print(run_dir)
+"""
+
+
+def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path, on_backend):
     z = np.random.default_rng(5).standard_normal((6, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    run("jax", "-c", "import sys, numpy as np, keras\n"
-        "from kgan.checkpoint import load_gan\n"
-        "gan, _ = load_gan(sys.argv[1])\n"
-        "np.save(sys.argv[3], keras.ops.convert_to_numpy(gan.generator(np.load(sys.argv[2]))))",
-        str(run_dir), str(tmp_path / "z.npy"), str(tmp_path / "jax.npy"))
+    run_dir = on_backend("jax", JAX_RUN, toy_npz, tmp_path / "runs", tmp_path / "z.npy",
+                         tmp_path / "jax.npy").strip()
     on_jax = np.load(tmp_path / "jax.npy")
     path = export.export(run_dir, tmp_path / "saved_models")  # this process: TensorFlow
     import tensorflow as tf

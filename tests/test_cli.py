@@ -7,16 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import kgan
 
-from cli.main import app
-
-runner = CliRunner()
 KGAN = [sys.executable, "-m", "kgan"]
-
-
-def kgan(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_train_writes_a_complete_run_and_prints_only_its_path(toy_npz, tmp_path):
@@ -109,7 +102,7 @@ def test_bad_input_is_one_line_exit_1_and_no_run_directory(tmp_path, toy_npz):
 def test_corrupt_checkpoint(tmp_path, toy_npz):
     run = tmp_path / "runs" / "00000-mlp-toy"
     assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",
-                "--runs-dir", tmp_path / "runs").exit_code == 0
+                "--no-jit", "--no-curves", "--runs-dir", tmp_path / "runs").exit_code == 0
     (run / "checkpoints" / "latest.keras").write_bytes(b"\x00" * 100)
     result = kgan("train", "--resume", run)
     assert result.exit_code == 1
@@ -138,7 +131,8 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_n
     runs = tmp_path / "runs"
     proc = subprocess.Popen(
         [*KGAN, "train", "--dataset", str(toy_npz), "--epochs", "1000", "--batch-size", "16",
-         "--runs-dir", str(runs), "--checkpoint-every", "1000", "--sample-every", "1000"],
+         "--runs-dir", str(runs), "--checkpoint-every", "1000", "--sample-every", "1000",
+         "--no-jit", "--no-tensorboard"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     metrics = runs / "00000-mlp-toy" / "metrics.jsonl"
     deadline = time.time() + 120
@@ -163,7 +157,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_n
 def test_resume_takes_equal_and_runtime_options_and_refuses_model_changes(tmp_path, toy_npz):
     run = tmp_path / "runs" / "00000-mlp-toy"
     assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",
-                "--runs-dir", tmp_path / "runs").exit_code == 0
+                "--no-jit", "--no-curves", "--runs-dir", tmp_path / "runs").exit_code == 0
     before = (run / "config.json").read_text()
     for args, message in [
         (["--arch", "dcgan"], "--arch cannot change when resuming: the run was trained with "
@@ -178,8 +172,9 @@ def test_resume_takes_equal_and_runtime_options_and_refuses_model_changes(tmp_pa
         assert result.stderr == f"Error: {message}\n", args
         assert (run / "config.json").read_text() == before  # a refused resume changes nothing
     # The command that started the run, plus --resume and what may change (multi-worker docs).
-    again = kgan("train", "--dataset", toy_npz, "--batch-size", 50, "--runs-dir", tmp_path / "runs",
-                 "--resume", run, "--epochs", 2, "--sample-every", 2, "--no-tensorboard", "-q")
+    again = kgan("train", "--dataset", toy_npz, "--batch-size", 50, "--no-jit", "--no-curves",
+                 "--runs-dir", tmp_path / "runs", "--resume", run, "--epochs", 2,
+                 "--sample-every", 2, "--no-tensorboard", "-q")
     assert again.exit_code == 0, again.output
     saved = json.loads((run / "config.json").read_text())
     assert (saved["epochs"], saved["sample_every"], saved["tensorboard"]) == (2, 2, False)

@@ -1,5 +1,6 @@
 """Several devices: tf.distribute (mirrored on 2 logical CPUs, 2 workers on 127.0.0.1) and
-JAX DataParallel (2 forced host devices). Each setup needs a fresh process."""
+JAX DataParallel (2 forced host devices). Each device setup needs a process of its own, which
+then trains every case of it."""
 
 import json
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from test_backends import TECHNIQUES
+from conftest import TECHNIQUES
 
 from kgan import training as lib
 from kgan.checkpoint import build_gan, load_gan
@@ -20,8 +21,9 @@ from kgan.errors import KganError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Trains one epoch of the toy data with argv[3]'s strategy on TensorFlow, with the CPU split
-# into 2 logical devices first, and prints the run directory and the number of replicas.
+# With the CPU split into 2 logical devices first: for each case of argv[3] (loss, options),
+# one epoch of the toy data on one device and on both (mirrored), each resumed for a second
+# epoch; prints the run directories and the number of replicas.
 TRAIN_ON_TWO_CPUS = r"""
 import json, sys
 import tensorflow as tf
@@ -31,18 +33,24 @@ from kgan import distribute, training
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
-config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
-                     jit=False, strategy=sys.argv[3], loss=sys.argv[4], **json.loads(sys.argv[5]))
-uneven = None
-if config.strategy != "default":
-    try:
-        training.train(TrainConfig(**{**config.__dict__, "batch_size": 15}), runs_dir=sys.argv[2])
-    except KganError as e:
-        uneven = str(e)
-result = training.train(config, runs_dir=sys.argv[2])
-resumed = training.resume(result.run_dir, epochs=2)  # a distributed run resumes distributed
-print(json.dumps({"run_dir": str(result.run_dir), "replicas": distribute.replicas(config),
-                  "uneven": uneven, "resumed_steps": resumed.step}))
+results = []
+for loss, options in json.loads(sys.argv[3]):
+    for strategy in ("default", "mirrored"):
+        config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
+                             jit=False, tensorboard=False, curves=False, strategy=strategy,
+                             loss=loss, **options)
+        uneven = None
+        if strategy != "default":
+            try:
+                training.train(TrainConfig(**{**config.__dict__, "batch_size": 15}),
+                               runs_dir=sys.argv[2])
+            except KganError as e:
+                uneven = str(e)
+        result = training.train(config, runs_dir=sys.argv[2])
+        resumed = training.resume(result.run_dir, epochs=2)  # a distributed run resumes so
+        results.append({"run_dir": str(result.run_dir), "replicas": distribute.replicas(config),
+                        "uneven": uneven, "resumed_steps": resumed.step})
+print(json.dumps(results))
 """
 
 
@@ -58,14 +66,25 @@ def weights(run_dir):
     return [keras.ops.convert_to_numpy(v) for v in gan.weights]
 
 
-@pytest.mark.parametrize(("loss", "options"), [("bce", {}), ("wgan-gp", {}),
-                                               ("hinge", TECHNIQUES)],
-                         ids=["bce", "wgan-gp", "hinge-techniques"])
-def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path, loss, options):
-    one = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "one", "default", loss,
-                     json.dumps(options))
-    two = run_python(TRAIN_ON_TWO_CPUS, toy_npz, tmp_path / "two", "mirrored", loss,
-                     json.dumps(options))
+CASES = {"bce": ("bce", {}), "wgan-gp": ("wgan-gp", {}), "hinge-techniques": ("hinge", TECHNIQUES)}
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    """Every case, on one device and mirrored on two, in one process: {case: (one, two)}."""
+    tmp = tmp_path_factory.mktemp("mirrored")
+    rng = np.random.default_rng(0)  # the toy_npz fixture's data
+    np.savez(tmp / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
+             y_train=rng.integers(0, 4, 200))
+    results = run_python(TRAIN_ON_TWO_CPUS, tmp / "toy.npz", tmp / "runs",
+                         json.dumps(list(CASES.values())))
+    return {case: tuple(results[2 * i : 2 * i + 2]) for i, case in enumerate(CASES)}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_mirrored_on_two_devices_trains_what_one_device_trains(mirrored, case):
+    loss, options = CASES[case]
+    one, two = mirrored[case]
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert one["resumed_steps"] == two["resumed_steps"] == 24
     assert two["uneven"] == ("--batch-size is the global batch and must split evenly over the 2 "
@@ -74,8 +93,8 @@ def test_mirrored_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path
     # 24 steps the two runs differ by float rounding, which Adam amplifies where a gradient is
     # near 0, a small fraction of what training moved. (A replica drawing the other's noise,
     # or unscaled losses doubling the gradients, differs by as much as training moved.)
-    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, seed=3, loss=loss,
-                         image_shape=(8, 8, 1), num_classes=4, **options)
+    config = TrainConfig(batch_size=16, latent_dim=8, seed=3, loss=loss, image_shape=(8, 8, 1),
+                         num_classes=4, **options)
     start = [keras.ops.convert_to_numpy(v) for v in build_gan(config).weights]
     a, b = weights(one["run_dir"]), weights(two["run_dir"])
     # With the techniques: 2 label embeddings, 3 power-iteration vectors, 9 averaged G weights.
@@ -135,25 +154,29 @@ def test_strategies_other_backends_cannot_use_are_refused():
         TrainConfig(strategy="mirrored", backend="torch").validate()
 
 
-# One epoch on JAX with argv[3]'s strategy; prints the run and how the weights are laid out.
+# One epoch on JAX on one device, then on both (the distribution is process-wide, so in this
+# order); prints the runs and how their weights are laid out.
 TRAIN_ON_JAX = r"""
 import json, sys
 from kgan import training
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 
-config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
-                     backend="jax", strategy=sys.argv[3])
-result = training.train(config, runs_dir=sys.argv[2])
-gan, _ = training.load_gan(result.run_dir, distributed=True)
-devices = sorted({str(d) for d in gan.generator.weights[0].value.sharding.device_set})
-print(json.dumps({"run_dir": str(result.run_dir), "devices": devices}))
+results = []
+for strategy in ("default", "mirrored"):
+    config = TrainConfig(dataset=sys.argv[1], batch_size=16, latent_dim=8, seed=3, epochs=1,
+                         backend="jax", strategy=strategy, tensorboard=False, curves=False)
+    result = training.train(config, runs_dir=sys.argv[2])
+    gan, _ = load_gan(result.run_dir, distributed=True)
+    devices = sorted({str(d) for d in gan.generator.weights[0].value.sharding.device_set})
+    results.append({"run_dir": str(result.run_dir), "devices": devices})
+print(json.dumps(results))
 """
 
 
 def test_jax_data_parallel_on_two_devices_trains_what_one_device_trains(toy_npz, tmp_path):
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    one = run_python(TRAIN_ON_JAX, toy_npz, tmp_path / "one", "default", env=env)
-    two = run_python(TRAIN_ON_JAX, toy_npz, tmp_path / "two", "mirrored", env=env)
+    one, two = run_python(TRAIN_ON_JAX, toy_npz, tmp_path / "runs", env=env)
     assert len(one["devices"]) == 1 and len(two["devices"]) == 2  # replicated on both
     for x, y in zip(weights(one["run_dir"]), weights(two["run_dir"]), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)  # one SPMD program: rounding

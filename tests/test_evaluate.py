@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import toy_config
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -118,8 +119,7 @@ def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
 
 def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
     runs = tmp_path / "runs"
-    config = TrainConfig(dataset=str(toy_npz), batch_size=16, latent_dim=8, epochs=2,
-                         eval_every=1, eval_n=64)
+    config = toy_config(toy_npz, epochs=2, eval_every=1, eval_n=64)
     run = lib.train(config, runs_dir=runs).run_dir
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [("fid" in x, "kid" in x, "classifier_score" in x) for x in lines] == [(True,) * 3] * 2

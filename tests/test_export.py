@@ -8,13 +8,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import toy_config
 from typer.testing import CliRunner
 
 from cli.main import app
 from kgan import draw, export, images
 from kgan import training as lib
 from kgan.checkpoint import load_gan
-from kgan.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
@@ -69,8 +69,8 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
     np.savez(tmp / "toy.npz", x_train=x)
-    config = TrainConfig(dataset=str(tmp / "toy.npz"), batch_size=16, epochs=1, arch="dcgan",
-                         base_filters=8)  # latent_dim 100, as in examples/requests/
+    config = toy_config(tmp / "toy.npz", arch="dcgan", base_filters=8,
+                        latent_dim=100)  # as in examples/requests/
     run = lib.train(config, runs_dir=tmp / "runs").run_dir
     path = export.export(run, tmp / "saved_models", max_batch=1024)
     return run, path
@@ -308,8 +308,7 @@ np.savez(out_file, **out)
 def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
     np.savez(tmp_path / "toy.npz", x_train=x, y_train=np.arange(64) % 4)
-    config = TrainConfig(dataset=str(tmp_path / "toy.npz"), batch_size=16, epochs=1, latent_dim=8,
-                         conditional=True, ema=0.5, ema_start=1, tensorboard=False)
+    config = toy_config(tmp_path / "toy.npz", conditional=True, ema=0.5, ema_start=1)
     run = lib.train(config, runs_dir=tmp_path / "runs").run_dir
     path = export.export(run, tmp_path / "saved_models")
     raw_path = export.export(run, tmp_path / "saved_models", name="raw", ema=False)

@@ -1,27 +1,23 @@
 """--mixed-precision: low-precision compute, float32 weights, logits and gradient penalty."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import KGAN_CLI, toy_config
 
 from kgan import draw
 from kgan import training as lib
 from kgan.checkpoint import build_gan, load_gan, precision_policy
 from kgan.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_mixed_precision_trains_in_bfloat16_on_cpu_and_keeps_float32_where_it_matters(
         toy_npz, tmp_path):
-    config = TrainConfig(dataset=str(toy_npz), arch="dcgan", loss="wgan-gp", batch_size=16,
-                         latent_dim=8, base_filters=8, epochs=2, mixed_precision=True)
+    config = toy_config(toy_npz, arch="dcgan", loss="wgan-gp", base_filters=8, epochs=2,
+                        mixed_precision=True)
     assert precision_policy(config) == "mixed_bfloat16"  # no GPU here
     run = lib.train(config, runs_dir=tmp_path).run_dir
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
@@ -55,15 +51,11 @@ def test_without_mixed_precision_everything_is_float32(toy_npz):
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_mixed_precision_trains_on_jax_and_torch(toy_npz, tmp_path, backend):
-    done = subprocess.run(
-        [sys.executable, "-m", "kgan", "train", "--backend", backend, "--dataset", str(toy_npz),
-         "--arch", "dcgan", "--loss", "wgan-gp", "--epochs", "1", "--batch-size", "16",
-         "--latent-dim", "8", "--mixed-precision", "--quiet", "--runs-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-        env={**os.environ, "KERAS_BACKEND": backend})
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = Path(done.stdout.strip())
+def test_mixed_precision_trains_on_jax_and_torch(toy_npz, tmp_path, backend, on_backend):
+    run = Path(on_backend(backend, KGAN_CLI, "train", "--backend", backend, "--dataset", toy_npz,
+                          "--arch", "dcgan", "--loss", "wgan-gp", "--epochs", 1, "--batch-size",
+                          16, "--latent-dim", 8, "--mixed-precision", "--quiet", "--no-curves",
+                          "--no-tensorboard", "--runs-dir", tmp_path).strip())
     assert json.loads((run / "config.json").read_text())["mixed_precision"] is True
     record = json.loads((run / "metrics.jsonl").read_text())
     assert all(np.isfinite(record[key]) for key in ("d_loss", "g_loss", "d_real", "d_fake"))

@@ -3,20 +3,12 @@
 import keras
 import numpy as np
 import pytest
+from conftest import kgan, toy_config
 from PIL import Image
-from typer.testing import CliRunner
 
-from cli.main import app
 from kgan import draw, images
 from kgan import training as lib
 from kgan.checkpoint import load_gan
-from kgan.config import TrainConfig
-
-runner = CliRunner()
-
-
-def kgan(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_slerp_keeps_ends_and_walks_on_the_sphere():
@@ -37,9 +29,7 @@ def conditional_run(tmp_path_factory):
     rng = np.random.default_rng(0)
     np.savez(tmp / "toy.npz", x_train=rng.integers(0, 256, (64, 8, 8, 1), dtype=np.uint8),
              y_train=np.arange(64) % 4)
-    config = TrainConfig(dataset=str(tmp / "toy.npz"), batch_size=16, epochs=1, latent_dim=8,
-                         conditional=True, tensorboard=False)
-    return lib.train(config, runs_dir=tmp / "runs").run_dir
+    return lib.train(toy_config(tmp / "toy.npz", conditional=True), runs_dir=tmp / "runs").run_dir
 
 
 def png(path):
@@ -80,9 +70,7 @@ def test_interpolate_writes_a_strip_and_a_looping_gif(conditional_run, tmp_path)
 
 
 def test_bad_sample_options(conditional_run, toy_npz, tmp_path):
-    plain = lib.train(TrainConfig(dataset=str(toy_npz), batch_size=16, epochs=1,
-                                  steps_per_epoch=2, latent_dim=8, tensorboard=False),
-                      runs_dir=tmp_path).run_dir
+    plain = lib.train(toy_config(toy_npz, steps_per_epoch=2), runs_dir=tmp_path).run_dir
     for run, args, message in [
         (conditional_run, ["--label", 4], "`label` must be in [0, 4) for this run. "
                                           "Received: label=4"),

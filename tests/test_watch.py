@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import At, ctrl_c, poison, toy_config
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
@@ -18,16 +19,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from kgan import plots, runs
 from kgan import training as lib
-from kgan.config import TrainConfig
 
 runner = CliRunner()
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def config(npz, **overrides):
-    # One step per call, so that callbacks can act after any step (fused steps: see below).
-    return TrainConfig(**{"dataset": str(npz), "batch_size": 16, "latent_dim": 8, "seed": 3,
-                          "steps_per_execution": 1, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,9 @@ def finished(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("watch")
     x = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
     np.savez(tmp / "toy.npz", x_train=x)
-    return lib.train(config(tmp / "toy.npz", epochs=2), runs_dir=tmp / "runs").run_dir
+    # TensorBoard and curves.png are what this module is about.
+    return lib.train(toy_config(tmp / "toy.npz", epochs=2, tensorboard=True, curves=True),
+                     runs_dir=tmp / "runs").run_dir
 
 
 def test_tensorboard_events_hold_metrics_and_sample_grids(finished):
@@ -65,13 +61,11 @@ def test_curves_png_has_a_panel_per_metric_group(finished, tmp_path):
 
 
 def test_runs_lists_every_status(tmp_path, toy_npz):
-    from test_training import At, ctrl_c, poison
-
     home = tmp_path / "runs"
-    lib.train(config(toy_npz, epochs=1), runs_dir=home)
-    lib.train(config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(14, ctrl_c)])
+    lib.train(toy_config(toy_npz, epochs=1), runs_dir=home)
+    lib.train(toy_config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(14, ctrl_c)])
     with pytest.raises(Exception, match="d_loss became nan"):
-        lib.train(config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(15, poison)])
+        lib.train(toy_config(toy_npz, epochs=3), runs_dir=home, callbacks=[At(15, poison)])
     result = runner.invoke(app, ["runs", str(home), "--json"])
     assert result.exit_code == 0
     listed = json.loads(result.stdout)
@@ -92,7 +86,8 @@ def test_a_run_being_written_is_listed_and_shown(tmp_path, toy_npz):
     home = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "kgan", "train", "--dataset", str(toy_npz),
                              "--epochs", "1000", "--batch-size", "16", "--runs-dir", str(home),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--quiet", "--no-jit", "--no-tensorboard"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         metrics = home / "00000-mlp-toy" / "metrics.jsonl"
         deadline = time.time() + 120

@@ -87,7 +87,7 @@ def fashion(kgan_cache):
 
 
 def test_classifier_reaches_its_accuracy_bar_on_real_fashion_mnist(fashion, kgan_cache):
-    info = json.loads((kgan_cache / "classifiers" / "fashion_mnist-28x28x1.json").read_text())
+    info = json.loads((kgan_cache / "classifiers" / "fashion_mnist-28x28x1-v2.json").read_text())
     assert info["test_split"] == "test" and info["train_images"] == 60000
     assert info["test_accuracy"] >= 0.90
     assert fashion.info["test_accuracy"] == info["test_accuracy"]
@@ -156,10 +156,12 @@ def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
 
 @pytest.mark.slow
 def test_a_short_conditional_run_on_fashion_mnist_draws_the_classes_asked_for(fashion, tmp_path):
-    # Two epochs (1874 steps, about a minute on 2 cores) of the conditional MLP GAN with a
-    # moving average; the eval classifier (91% test accuracy) judges the classes. Chance: 10%.
+    # Two epochs (1874 steps, under 40 s on 2 cores) of the conditional MLP GAN with a moving
+    # average; the eval classifier (91% test accuracy) judges the classes. Chance: 10%.
+    # Measured here: label accuracy 0.766 with the average, 0.654 without, every class drawn
+    # (one epoch was too short: its pullovers all read as shirts).
     config = TrainConfig(dataset="fashion_mnist", conditional=True, ema=0.999, ema_start=500,
-                         epochs=2, tensorboard=False)
+                         epochs=2, tensorboard=False, curves=False)
     run = lib.train(config, runs_dir=tmp_path).run_dir
     result = runner.invoke(app, ["eval", str(run), "--n", "2000", "--json"])
     assert result.exit_code == 0, result.output

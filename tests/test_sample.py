@@ -89,3 +89,18 @@ def test_bad_sample_options(conditional_run, toy_npz, tmp_path):
         assert done.exit_code == 1, (args, done.output)
         assert done.stderr == f"Error: {message}\n", args
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_run_and_its_export_draw_the_same_class_rows_and_walks(conditional_run, tmp_path):
+    from kgan import export
+
+    model = export.export(conditional_run, tmp_path / "saved_models")
+    for args, rows, columns in [(["--labels", "0-3", "--n", 5], 4, 5),  # a row per class
+                                (["--interpolate", 4], 4, 4),  # a walk per class
+                                (["--label", 2, "--n", 6], 2, 3)]:
+        from_run = kgan("sample", conditional_run, *args, "--out", tmp_path / "run.png")
+        from_model = kgan("sample", "--model", model, *args, "--out", tmp_path / "model.png")
+        assert from_run.exit_code == from_model.exit_code == 0, (args, from_model.output)
+        a, b = png(tmp_path / "run.png").astype(int), png(tmp_path / "model.png").astype(int)
+        assert a.shape == b.shape == (rows * 10 + 2, columns * 10 + 2), args
+        assert np.abs(a - b).max() <= 1, args  # the same latents; uint8 rounding only

@@ -16,11 +16,11 @@ __all__ = ["GAN", "KganError", "TrainConfig", "train"]
 
 def __getattr__(name):
     if name == "GAN":
-        from kgan.gan import GAN
+        from kgan.gan import GAN  # loads Keras: only when asked for, after the backend is set
 
         return GAN
     if name == "train":
-        from kgan.training import train
+        from kgan.training import train  # loads Keras: only when asked for
 
         return train
     raise AttributeError(f"module 'kgan' has no attribute {name!r}")

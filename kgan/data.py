@@ -20,6 +20,7 @@ from kgan.errors import KganError, first_line
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 
 
 @dataclasses.dataclass
@@ -70,6 +71,9 @@ def load(source: str, image_size: int | None = None, split: str = "train") -> Da
         if path.suffix == ".npz" and path.is_file():
             x, y = load_npz(path, split)
             name = _slug(path.stem)
+        elif path.is_file():
+            raise KganError(f"Dataset {source} is a file, but not an .npz: give a folder of "
+                            "images or an .npz file with x_train")
         elif path.suffix == ".npz" or os.sep in source or path.suffix:
             raise KganError(f"Dataset not found: {source} (no such file or folder)")
         else:
@@ -106,7 +110,11 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
     """Reads `x_<split>` (N, H, W) or (N, H, W, C) and optional `y_<split>` from an .npz file."""
     x_key, y_key = f"x_{split}", f"y_{split}"
     try:
-        with np.load(path, allow_pickle=False) as f:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise KganError(f"Cannot read {path}: it is a single .npy array, not an .npz "
+                            "archive (numpy.savez writes one, with x_train and y_train)")
+        with archive as f:
             if x_key not in f.files:
                 raise KganError(
                     f"{path} has no `{x_key}` array (found: {', '.join(f.files) or 'nothing'})"
@@ -117,6 +125,8 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
         raise
     except Exception as e:
         raise KganError(f"Cannot read {path}: {e}") from None
+    if x.dtype.kind not in "uifb":
+        raise KganError(f"`{x_key}` in {path} must hold numbers. Received: dtype={x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[0] == 0 or x.shape[-1] not in (1, 3):
@@ -128,8 +138,22 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
         y = np.asarray(y).reshape(-1)
         if len(y) != len(x):
             raise KganError(f"`{y_key}` in {path} has {len(y)} labels for {len(x)} images")
-        y = y.astype(np.int32)
+        y = _class_numbers(y, f"`{y_key}` in {path}")
     return x, y
+
+
+def _class_numbers(y: np.ndarray, what: str) -> np.ndarray:
+    """`y` as int32 class numbers; anything but integers in [0, MAX_CLASSES) raises."""
+    if y.dtype.kind not in "uifb":
+        raise KganError(f"{what} must hold class numbers. Received: dtype={y.dtype}")
+    bad = ~np.isfinite(y) if y.dtype.kind == "f" else np.zeros(y.shape, bool)
+    bad |= np.nan_to_num(y) < 0
+    bad |= np.nan_to_num(y) >= MAX_CLASSES
+    bad |= np.nan_to_num(y) != np.round(np.nan_to_num(y))
+    if bad.any():
+        raise KganError(f"{what} must hold class numbers: integers in [0, {MAX_CLASSES}). "
+                        f"Received: {y[bad][0]!r}")
+    return y.astype(np.int32)
 
 
 def _load_builtin(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +200,8 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
         try:
             with Image.open(path) as img:
                 img.load()
-                modes.add("L" if img.mode in ("1", "L", "I;16", "I", "LA") else "RGB")
+                img = _eight_bit(img)
+                modes.add("L" if img.mode in ("1", "L", "LA") else "RGB")
                 images.append(img.copy())
         except (UnidentifiedImageError, OSError, SyntaxError) as e:
             raise KganError(f"Cannot read image {path}: {e}") from None
@@ -189,6 +214,20 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
         index = {name: i for i, name in enumerate(class_names)}
         y = np.array([index[p.relative_to(root).parts[0]] for p in files], dtype=np.int32)
     return Dataset(name=_slug(root.resolve().name), x=_to_unit_range(x, str(root)), y=y)
+
+
+def _eight_bit(img):
+    """16- and 32-bit gray images as 8-bit gray, scaled by their mode's range (Pillow's own
+    conversion clips them, so that nearly every pixel reads as white)."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() <= 65535 else 2.0**32 - 1
+        return Image.fromarray(np.round(np.clip(values, 0, top) / top * 255).astype(np.uint8),
+                               mode="L")
+    if img.mode == "F":  # floats: taken as [0, 1]
+        values = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+        return Image.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
+    return img
 
 
 def _resize_pil(img, size: int) -> np.ndarray:

@@ -3,6 +3,9 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from kgan import data
@@ -135,3 +138,72 @@ def test_offline_download_error_says_what_to_do(monkeypatch):
         data.load("mnist")
     assert str(e.value).startswith("Cannot load mnist: download failed (URL fetch failure")
     assert str(e.value).endswith("Offline: put mnist.npz in ~/.keras/datasets/")
+
+
+def test_16_bit_pngs_keep_their_gray_levels(tmp_path):
+    ramp = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "deep" / "ramp.png")  # 16-bit gray (I;16)
+    ds = data.load(str(tmp_path / "deep"), image_size=8)
+    expected = np.round(ramp / 65535 * 255) / 127.5 - 1
+    np.testing.assert_allclose(ds.x[0, ..., 0], expected, atol=1e-6)  # not all white
+
+
+@pytest.mark.parametrize(("labels", "problem"), [
+    (np.arange(4) - 2, ": integers in [0, 10000). Received: np.int64(-2)"),
+    (np.array([0, 1, np.nan, 2]), ": integers in [0, 10000). Received: np.float64(nan)"),
+    (np.array([0, 1, 2e9, 2]), ": integers in [0, 10000). Received: np.float64(2000000000.0)"),
+    (np.array([0, 1.5, 2, 3]), ": integers in [0, 10000). Received: np.float64(1.5)"),
+    (np.array(["a", "b", "c", "d"]), ". Received: dtype=<U1"),
+])
+def test_labels_must_be_class_numbers(tmp_path, labels, problem):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 4, 4), np.uint8), y_train=labels)
+    with pytest.raises(KganError) as e:
+        data.load(str(tmp_path / "d.npz"))
+    assert str(e.value) == f"`y_train` in {tmp_path / 'd.npz'} must hold class numbers{problem}"
+
+
+def test_files_that_are_not_npz_archives(tmp_path):
+    np.save(tmp_path / "single.npy", np.zeros((4, 4, 4)))
+    (tmp_path / "single.npy").rename(tmp_path / "renamed.npz")
+    np.savez(tmp_path / "strings.npz", x_train=np.array([["a", "b"], ["c", "d"]]))
+    (tmp_path / "photo.png").write_bytes(b"png")
+    for source, message in [
+        ("renamed.npz", "Cannot read {}: it is a single .npy array, not an .npz archive "
+                        "(numpy.savez writes one, with x_train and y_train)"),
+        ("strings.npz", "`x_train` in {} must hold numbers. Received: dtype=<U1"),
+        ("photo.png", "Dataset {} is a file, but not an .npz: give a folder of images or an "
+                      ".npz file with x_train"),
+    ]:
+        with pytest.raises(KganError) as e:
+            data.load(str(tmp_path / source))
+        assert str(e.value) == message.format(tmp_path / source)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(images=arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 5),
+                                         st.sampled_from([1, 3]))),
+       classes=st.integers(1, 5), data_=st.data())
+def test_any_uint8_npz_loads_into_the_unit_range_with_its_labels(tmp_path, images, classes,
+                                                                  data_):
+    labels = data_.draw(arrays(np.int64, len(images), elements=st.integers(0, classes - 1)))
+    np.savez(tmp_path / "any.npz", x_train=images, y_train=labels)
+    ds = data.load(str(tmp_path / "any.npz"))
+    assert ds.x.shape == images.shape and ds.x.dtype == np.float32
+    np.testing.assert_allclose(ds.x, images / 127.5 - 1, atol=1e-6)
+    assert ds.y.dtype == np.int32 and ds.y.tolist() == labels.tolist()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(labels=arrays(np.float64, 3, elements=st.floats(allow_nan=True, allow_infinity=True)))
+def test_any_label_outside_the_class_numbers_is_one_clear_error(tmp_path, labels):
+    np.savez(tmp_path / "any.npz", x_train=np.zeros((3, 2, 2), np.uint8), y_train=labels)
+    valid = np.isfinite(labels) & (labels >= 0) & (labels < data.MAX_CLASSES) & (
+        labels == np.round(labels))
+    if valid.all():
+        assert data.load(str(tmp_path / "any.npz")).y.tolist() == labels.astype(int).tolist()
+    else:
+        with pytest.raises(KganError, match=r"must hold class numbers: integers in \[0, 10000\)"):
+            data.load(str(tmp_path / "any.npz"))

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import fail
 from kgan import runs as runs_lib
 
 STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
@@ -20,6 +21,8 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead.")] = False,
 ) -> None:
     """List runs: dataset, arch, loss, backend, progress, last losses, best FID, status, size."""
+    if not runs_dir.is_dir():
+        fail(f"No such folder: {runs_dir}")
     summaries = [runs_lib.summary(run) for run in runs_lib.list_runs(runs_dir)]
     if as_json:
         typer.echo(json.dumps(summaries, indent=2))

@@ -9,7 +9,7 @@ import typer
 
 from cli.common import RunsDir, UseEma, select_backend, user_errors
 from kgan import runs
-from kgan.config import positive_int
+from kgan.config import positive_int, seed_value
 from kgan.errors import KganError
 from kgan.labels import parse_labels
 
@@ -54,6 +54,7 @@ def sample(
         rows = parse_labels(labels) if labels is not None else None
         n = n if n is not None else 64 if rows is None else 8
         positive_int("n", n)
+        seed_value("seed", seed)  # a seed keys the same noise on every backend and export
         if nrow is not None:
             positive_int("nrow", nrow)
         if model is None:

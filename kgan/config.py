@@ -96,9 +96,12 @@ def text(name: str, value) -> None:
 def policies(name: str, value) -> None:
     if not isinstance(value, str):
         raise KganError(f"`{name}` must be a comma-separated string. Received: {name}={value!r}")
-    for policy in value.split(","):
-        if policy.strip():
-            one_of(AUGMENTATIONS)(name, policy.strip())
+    chosen = [policy.strip() for policy in value.split(",") if policy.strip()]
+    if value and not chosen:
+        raise KganError(f"`{name}` must name some of {', '.join(AUGMENTATIONS)}, comma-separated. "
+                        f"Received: {name}={value}")
+    for policy in chosen:
+        one_of(AUGMENTATIONS)(name, policy)
 
 
 def option(default, help: str, check: Callable | None = None, *, shown: str | None = None,

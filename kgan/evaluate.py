@@ -24,7 +24,7 @@ from keras import layers
 from kgan import data as data_lib
 from kgan import draw, images, runs
 from kgan.checkpoint import load_gan
-from kgan.config import EVAL_FEATURES, positive_int
+from kgan.config import EVAL_FEATURES, one_of, positive_int, seed_value
 from kgan.errors import KganError, first_line
 from kgan.labels import labels_for
 
@@ -361,6 +361,8 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     (with `"source": "eval"`).
     """
     positive_int("n", n)
+    seed_value("seed", seed)
+    one_of(("test", "train"))("real_split", real_split)
     if sum(source is not None for source in (run_dir, model, dataset)) != 1:
         raise KganError("Evaluate one of: a run directory, an exported --model, a --dataset")
     if model is not None:

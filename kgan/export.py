@@ -63,8 +63,8 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     """
     if max_batch <= 0:
         raise KganError(f"`max_batch` must be a positive integer. Received: max_batch={max_batch}")
-    if version is not None and version <= 0:
-        raise KganError(f"`version` must be a positive integer. Received: version={version}")
+    if version is not None and not 0 < version < 2**63:  # TF Serving's versions are int64
+        raise KganError(f"`version` must be an integer in [1, 2**63). Received: version={version}")
     run_dir, config = runs.open_run(run_dir)
     name = name or re.sub(r"^\d{5}-", "", run_dir.name)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):

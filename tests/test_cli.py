@@ -71,6 +71,9 @@ def bad_inputs(tmp_path, toy_npz):
         (["--dataset", toy_npz, "--augment", "translation,flip"],
          "Error: Unknown augment 'flip'. Valid values: translation, cutout, color. "
          "Received: augment=flip"),
+        (["--dataset", toy_npz, "--augment", ",,,"],
+         "Error: `augment` must name some of translation, cutout, color, comma-separated. "
+         "Received: augment=,,,"),
         (["--dataset", toy_npz, "--ema", 1.5],
          "Error: `ema` must be in (0, 1), for example 0.999. Received: ema=1.5"),
         (["--dataset", toy_npz, "--ema", 0.9, "--ema-start", -1],

@@ -182,6 +182,14 @@ def test_eval_bad_input(tmp_path, toy_npz, monkeypatch):
     assert result.exit_code == 1 and result.stderr.startswith("Error: No runs found in ")
     zero = runner.invoke(app, ["eval", "--n", "0"])
     assert zero.stderr == "Error: `n` must be a positive integer. Received: n=0\n"
+    for options, message in [
+        ({"real_split": "val"}, "Unknown real_split 'val'. Valid values: test, train. "
+                                "Received: real_split=val"),
+        ({"seed": 2**63}, f"`seed` must be an integer in [0, 2**31). Received: seed={2**63}"),
+    ]:
+        with pytest.raises(KganError) as e:
+            evaluate.evaluate(dataset=str(toy_npz), n=10, **options)
+        assert str(e.value) == message
     # Offline without the InceptionV3 weights: the error says what to put where.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(evaluate, "INCEPTION_URL", "http://127.0.0.1:9/inception.h5")

@@ -212,6 +212,9 @@ def test_versions_force_and_bad_input(trained, tmp_path):
     assert forced.exit_code == 0
     assert (out / "dcgan-toy" / "1" / "saved_model.pb").stat().st_mtime_ns != stamp
     assert sorted(p.name for p in (out / "dcgan-toy").iterdir()) == ["1", "2"]
+    huge = runner.invoke(app, [*cli, "--version", str(2**63)])
+    assert huge.stderr == (f"Error: `version` must be an integer in [1, 2**63). "
+                           f"Received: version={2**63}\n")
 
     (tmp_path / "file").write_text("not a folder")
     unwritable = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path / "file")])
@@ -226,6 +229,9 @@ def test_bad_sample_and_export_input(trained, tmp_path):
         result = runner.invoke(app, ["sample", str(run), "--n", n])
         assert result.exit_code == 1
         assert result.stderr == f"Error: `n` must be a positive integer. Received: n={n}\n"
+    seed = runner.invoke(app, ["sample", str(run), "--seed", str(2**64)])
+    assert seed.stderr == ("Error: `seed` must be an integer in [0, 2**31). "
+                           f"Received: seed={2**64}\n")
     nrow = runner.invoke(app, ["sample", str(run), "--nrow", "0"])
     assert nrow.exit_code == 1
     assert nrow.stderr == "Error: `nrow` must be a positive integer. Received: nrow=0\n"

@@ -82,6 +82,15 @@ def test_runs_lists_every_status(tmp_path, toy_npz):
         assert text in table.stdout
 
 
+def test_runs_of_a_missing_folder_is_an_error(tmp_path):
+    missing = runner.invoke(app, ["runs", str(tmp_path / "nothere")])
+    assert (missing.exit_code, missing.stderr) == (1, f"Error: No such folder: "
+                                                      f"{tmp_path / 'nothere'}\n")
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["runs", str(tmp_path / "empty")])
+    assert (empty.exit_code, empty.stderr) == (0, f"No runs in {tmp_path / 'empty'}/\n")
+
+
 def test_a_run_being_written_is_listed_and_shown(tmp_path, toy_npz):
     home = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "kgan", "train", "--dataset", str(toy_npz),

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
@@ -23,6 +25,7 @@ STATUS = "status.json"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 REPORT = "report.html"
+LOCK = ".lock"  # held by the process that trains the run
 _RUN_NAME = re.compile(r"^(\d{5})-")
 
 
@@ -64,6 +67,26 @@ def create(runs_dir: str | Path, config: TrainConfig, dataset_name: str,
     except OSError as e:
         raise KganError(f"Cannot create a run directory in {runs_dir}: {e}") from None
     return run_dir
+
+
+@contextlib.contextmanager
+def owned(run_dir: Path):
+    """Holds the run's lock while a process trains it: another process that would train the
+    same run (a second `--resume`) is refused instead of interleaving its writes."""
+    lock = FileLock(run_dir / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        status = read_status(run_dir)
+        raise KganError(f"{run_dir} is being trained by another process (pid "
+                        f"{status.get('pid', '?')} on {status.get('host', '?')}): let it finish "
+                        "or stop it, then resume") from None
+    except OSError as e:
+        raise KganError(f"Cannot write to {run_dir}: {e.strerror or e}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def newest(runs_dir: str | Path = "runs") -> Path:

@@ -56,7 +56,8 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     reference = _reference(config, notify)
     run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
-        return _fit(gan, config, data, run_dir, callbacks or [], reference)
+        with runs.owned(run_dir):
+            return _fit(gan, config, data, run_dir, callbacks or [], reference)
     except BaseException:
         if not (run_dir / runs.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -76,15 +77,16 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
     """
     run_dir, config = runs.open_run(run_dir)
     config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
-    gan, _ = load_gan(run_dir, distributed=True, config=config)
-    data = data_lib.load(config.dataset, config.image_size)
-    if data.image_shape != config.image_shape:
-        raise KganError(f"Dataset {config.dataset} now has images of shape {data.image_shape}; "
-                        f"the run was trained on {config.image_shape}")
-    reference = _reference(config, notify)
-    with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
-        tmp.write_text(config.to_json())
-    return _fit(gan, config, data, run_dir, callbacks or [], reference)
+    with runs.owned(run_dir):
+        gan, _ = load_gan(run_dir, distributed=True, config=config)
+        data = data_lib.load(config.dataset, config.image_size)
+        if data.image_shape != config.image_shape:
+            raise KganError(f"Dataset {config.dataset} now has images of shape "
+                            f"{data.image_shape}; the run was trained on {config.image_shape}")
+        reference = _reference(config, notify)
+        with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
+            tmp.write_text(config.to_json())
+        return _fit(gan, config, data, run_dir, callbacks or [], reference)
 
 
 def _reference(config: TrainConfig, notify):

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -108,6 +109,14 @@ def test_a_run_being_written_is_listed_and_shown(tmp_path, toy_npz):
             assert listed[0]["status"] == "running" and listed[0]["epochs"] == 1000
             shown = runner.invoke(app, ["show", "--runs-dir", str(home), "--open"])
             assert shown.exit_code == 0 and "status: running" in shown.stdout
+        run = home / "00000-mlp-toy"
+        before = (run / "config.json").read_text()
+        second = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "2000"])
+        assert second.exit_code == 1  # two writers would interleave metrics and checkpoints
+        assert second.stderr == (f"Error: {run} is being trained by another process (pid "
+                                 f"{proc.pid} on {socket.gethostname()}): let it finish or stop "
+                                 "it, then resume\n")
+        assert (run / "config.json").read_text() == before
     finally:
         proc.send_signal(signal.SIGKILL)  # no chance to say goodbye
         proc.wait()

@@ -66,18 +66,19 @@ def _import_tensorflow_quietly() -> None:
                 sys.stderr.write(line + "\n")
 
 
-def fail(message: str) -> None:
-    """Prints `Error: message` on stderr and exits with code 1."""
+def fail(message: str, code: int = 1) -> None:
+    """Prints `Error: message` on stderr and exits with `code`."""
     typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 @contextlib.contextmanager
 def user_errors():
-    """Turns `KganError` into one `Error: ...` line and exit code 1 (KGAN_DEBUG=1 re-raises)."""
+    """Turns `KganError` into one `Error: ...` line and its exit code, 1 unless it says
+    otherwise (KGAN_DEBUG=1 re-raises)."""
     try:
         yield
     except KganError as e:
         if os.environ.get("KGAN_DEBUG"):
             raise
-        fail(str(e))
+        fail(str(e), e.exit_code)

@@ -4,8 +4,16 @@
 class KganError(Exception):
     """A user-facing error: bad input, a missing file, a run that cannot continue.
 
-    The CLI prints it as one line, `Error: <message>`, and exits with code 1.
+    The CLI prints it as one line, `Error: <message>`, and exits with `exit_code`.
     """
+
+    exit_code = 1
+
+
+class Interrupted(KganError):
+    """Training stopped at once by a second Ctrl-C; the message says what was kept."""
+
+    exit_code = 130  # 128 + SIGINT, as a shell reports it
 
 
 def first_line(error: BaseException) -> str:

@@ -14,7 +14,7 @@ from kgan import data as data_lib
 from kgan import distribute, evaluate, models, runs
 from kgan.checkpoint import build_gan, load_gan, save
 from kgan.config import TrainConfig
-from kgan.errors import KganError, first_line
+from kgan.errors import Interrupted, KganError, first_line
 from kgan.gan import GAN
 from kgan.trainers import make_dataset
 
@@ -58,9 +58,11 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     try:
         with runs.owned(run_dir):
             return _fit(gan, config, data, run_dir, callbacks or [], reference)
-    except BaseException:
+    except BaseException as e:
         if not (run_dir / runs.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise _stopped_at_once(run_dir) from None
         raise
 
 
@@ -86,7 +88,19 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
         reference = _reference(config, notify)
         with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
             tmp.write_text(config.to_json())
-        return _fit(gan, config, data, run_dir, callbacks or [], reference)
+        try:
+            return _fit(gan, config, data, run_dir, callbacks or [], reference)
+        except KeyboardInterrupt:
+            raise _stopped_at_once(run_dir) from None
+
+
+def _stopped_at_once(run_dir: Path) -> Interrupted:
+    """What a second Ctrl-C (which stops without saving) leaves, in words."""
+    if (run_dir / runs.CHECKPOINT).exists():
+        return Interrupted(f"Stopped at once by a second Ctrl-C; {run_dir} keeps its last "
+                           f"checkpoint. Resume with: kgan train --resume {run_dir}")
+    return Interrupted("Stopped at once by a second Ctrl-C, before the first checkpoint: "
+                       f"nothing was kept ({run_dir} is removed)")
 
 
 def _reference(config: TrainConfig, notify):

@@ -10,7 +10,7 @@ from PIL import Image
 from kgan import images
 from kgan import training as lib
 from kgan.checkpoint import load_gan
-from kgan.errors import KganError
+from kgan.errors import Interrupted, KganError
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,29 @@ def test_resume_extends_a_finished_run_bit_identically(toy_npz, tmp_path, straig
     lib.resume(short, epochs=3)
     assert json.loads((short / "config.json").read_text())["epochs"] == 3
     assert_same_state(straight, short)
+
+
+def twice(model):
+    ctrl_c(model)
+    ctrl_c(model)  # the second one, while the first still waits for the step to end
+
+
+def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(toy_npz, tmp_path):
+    with pytest.raises(Interrupted) as e:
+        lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path, callbacks=[At(15, twice)])
+    run = tmp_path / "00000-mlp-toy"
+    assert str(e.value) == (f"Stopped at once by a second Ctrl-C; {run} keeps its last "
+                            f"checkpoint. Resume with: kgan train --resume {run}")
+    assert e.value.exit_code == 130
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert lib.resume(run).step == 36  # from the checkpoint of epoch 1
+    with pytest.raises(Interrupted) as e:
+        lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path / "early",
+                  callbacks=[At(3, twice)])
+    assert str(e.value) == ("Stopped at once by a second Ctrl-C, before the first checkpoint: "
+                            f"nothing was kept ({tmp_path / 'early' / '00000-mlp-toy'} is "
+                            "removed)")
+    assert list((tmp_path / "early").iterdir()) == []
 
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(toy_npz, tmp_path):

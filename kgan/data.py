@@ -267,5 +267,7 @@ def _to_unit_range(x: np.ndarray, source: str) -> np.ndarray:
 
 
 def _slug(name: str) -> str:
-    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+    """A name for run directories: ASCII letters, digits, '-' and '_' (others become '_')."""
+    slug = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_"
+                   for c in name).strip("_")
     return slug or "data"

@@ -158,23 +158,24 @@ def write_interpolation(walks: np.ndarray, out: Path) -> list[Path]:
     strip = images.grid(images.to_uint8(walks.reshape(rows * frames, *walks.shape[2:])), frames)
     steps = list(range(frames)) + list(range(frames - 2, 0, -1))
     movie = np.stack([images.grid(images.to_uint8(walks[:, t])) for t in steps])
-    try:
-        return [images.save_png(strip, out), images.save_gif(movie, Path(out).with_suffix(".gif"))]
-    except OSError as e:
-        raise KganError(f"Cannot write {e.filename or out}: {e.strerror or e}") from None
+    gif = Path(out).with_suffix(".gif")
+    return [_written(images.save_png, strip, out), _written(images.save_gif, movie, gif)]
 
 
 def write(batch: np.ndarray, out: Path | None, individual: Path | None, seed: int,
           nrow: int | None = None) -> list[Path]:
     """Writes uint8 images as a grid to `out` and, with `individual`, one
     `seed<seed>-<index>.png` per image."""
-    written = []
-    try:
-        if out is not None:
-            written.append(images.save_png(images.grid(batch, nrow), out))
-        if individual is not None:
-            for i, image in enumerate(batch):
-                written.append(images.save_png(image, Path(individual) / f"seed{seed}-{i:04d}.png"))
-    except OSError as e:
-        raise KganError(f"Cannot write {e.filename or out}: {e.strerror or e}") from None
+    written = [] if out is None else [_written(images.save_png, images.grid(batch, nrow), out)]
+    if individual is not None:
+        written += [_written(images.save_png, image, Path(individual) / f"seed{seed}-{i:04d}.png")
+                    for i, image in enumerate(batch)]
     return written
+
+
+def _written(save, image: np.ndarray, path: Path) -> Path:
+    """`save(image, path)`; a failure names `path`, not the temporary file beside it."""
+    try:
+        return save(image, path)
+    except OSError as e:
+        raise KganError(f"Cannot write {path}: {e.strerror or e}") from None

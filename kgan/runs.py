@@ -76,6 +76,12 @@ def owned(run_dir: Path):
     lock = FileLock(run_dir / LOCK)
     try:
         lock.acquire(timeout=0)
+        # Only the owner writes these: what `atomic_path` left half-written when a process
+        # was killed mid-write is garbage now (report.html is `kgan show`'s, not ours).
+        for pattern in ("checkpoints/.*", "samples/.*", ".config-*", ".metrics-*", ".status-*",
+                        ".curves-*"):
+            for stale in run_dir.glob(pattern):
+                stale.unlink()
     except Timeout:
         status = read_status(run_dir)
         raise KganError(f"{run_dir} is being trained by another process (pid "
@@ -204,6 +210,8 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         problems = [str(e)]
     records, damaged = metrics or read_metrics(run_dir)
     status = read_status(run_dir)
+    if status.get("status") != "running" and not (run_dir / CHECKPOINT).is_file():
+        status = {"status": "failed", "message": "no checkpoint"}  # nothing to resume from
     last = records[-1] if records else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
     return {

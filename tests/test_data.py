@@ -140,6 +140,11 @@ def test_offline_download_error_says_what_to_do(monkeypatch):
     assert str(e.value).endswith("Offline: put mnist.npz in ~/.keras/datasets/")
 
 
+def test_a_folder_with_non_ascii_letters_names_its_runs_in_ascii(tmp_path):
+    make_folder(tmp_path / "données")
+    assert data.load(str(tmp_path / "données"), image_size=8).name == "donn_es"
+
+
 def test_16_bit_pngs_keep_their_gray_levels(tmp_path):
     ramp = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
     (tmp_path / "deep").mkdir()

@@ -262,7 +262,9 @@ def test_bad_sample_and_export_input(trained, tmp_path):
                                f"{tmp_path}/none/<version>/saved_model.pb)\n")
     (tmp_path / "file").write_text("x")
     unwritable = runner.invoke(app, ["sample", str(run), "--out", str(tmp_path / "file" / "g.png")])
-    assert unwritable.exit_code == 1 and unwritable.stderr.startswith("Error: Cannot write ")
+    assert unwritable.exit_code == 1  # the path given, not the temporary file beside it
+    assert unwritable.stderr.startswith(f"Error: Cannot write {tmp_path / 'file' / 'g.png'}: ")
+    assert unwritable.stderr.count("\n") == 1
 
 
 def test_grpc_example_request_matches_the_generate_signature(trained):

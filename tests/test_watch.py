@@ -83,6 +83,20 @@ def test_runs_lists_every_status(tmp_path, toy_npz):
         assert text in table.stdout
 
 
+def test_what_a_kill_mid_write_leaves_is_cleaned_or_listed(tmp_path, toy_npz):
+    home = tmp_path / "runs"
+    run = lib.train(toy_config(toy_npz), runs_dir=home).run_dir
+    stale = [run / "checkpoints" / ".latest-k1ll3d.keras", run / ".metrics-k1ll3d.jsonl"]
+    for path in stale:  # as atomic_path leaves them when the writer is killed
+        path.write_bytes(b"half")
+    assert lib.resume(run, epochs=2).step == 24
+    assert not any(path.exists() for path in stale)
+    # Killed during the first checkpoint write: a metrics line but nothing to resume from.
+    (run / "checkpoints" / "latest.keras").unlink()
+    listed = json.loads(runner.invoke(app, ["runs", str(home), "--json"]).stdout)
+    assert (listed[0]["status"], listed[0]["status_message"]) == ("failed", "no checkpoint")
+
+
 def test_runs_of_a_missing_folder_is_an_error(tmp_path):
     missing = runner.invoke(app, ["runs", str(tmp_path / "nothere")])
     assert (missing.exit_code, missing.stderr) == (1, f"Error: No such folder: "

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from filelock import FileLock
 
 from kgan import runs
 from kgan.checkpoint import load_gan
@@ -30,6 +31,7 @@ from kgan.errors import KganError
 METADATA = "assets.extra/kgan.json"
 WARMUP = "assets.extra/tf_serving_warmup_requests"
 SIGNATURES = ("serving_default", "generate", "raw")
+LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is claimed
 
 
 def to_uint8(images):
@@ -71,22 +73,19 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         raise KganError(f"`name` may only use letters, digits, '.', '_' and '-'. Received: "
                         f"name={name}")
     base = Path(out_dir) / name
-    version = version or _next_version(base)
-    target = base / str(version)
-    if target.exists() and not force:
-        raise KganError(f"{target} already exists. Use --force to replace it, or another "
-                        "--version.")
+    if version is not None:  # before the slow part; checked again when it is published
+        _check_free(base / str(version), force)
     gan, config = load_gan(run_dir, best, ema=ema)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-tmp-"))
+        tmp = Path(tempfile.mkdtemp(dir=base, prefix=".export-"))
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     try:
         _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp, gan.num_classes)
         _write_warmup(tmp / WARMUP, name, config.latent_dim, bool(gan.num_classes))
         metadata = {
-            "name": name, "version": version, "latent_dim": config.latent_dim,
+            "name": name, "latent_dim": config.latent_dim,
             "num_classes": gan.num_classes, "ema": bool(ema and config.ema),
             "image_shape": list(config.image_shape), "dataset": config.dataset,
             "max_batch": max_batch, "signatures": list(SIGNATURES),
@@ -94,19 +93,41 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
+        return publish(tmp, base, version, force, metadata)
+    except OSError as e:
+        raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: dict) -> Path:
+    """Renames the finished export `tmp` to `base/<version>` (with `version` None, the next
+    free one) and returns that path.
+
+    Under a lock on `base`: two exports at once get two versions, where both would otherwise
+    take the same one and the second would silently replace the first.
+    """
+    with FileLock(base / LOCK):
+        version = version or _next_version(base)
+        target = base / str(version)
+        _check_free(target, force)
+        metadata = {"name": metadata["name"], "version": version, **metadata}
         (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        os.chmod(tmp, runs.mode(directory=True))  # mkdtemp's 0700 would lock TF Serving out
         if target.exists():  # --force: swap the new version in, then drop the old one
-            old = Path(tempfile.mkdtemp(dir=base, prefix=f".{version}-old-"))
+            old = Path(tempfile.mkdtemp(dir=base, prefix=".export-old-"))
             os.replace(target, old / "v")
             os.replace(tmp, target)
             shutil.rmtree(old)
         else:
             os.replace(tmp, target)
-    except OSError as e:
-        raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _check_free(target: Path, force: bool) -> None:
+    if target.exists() and not force:
+        raise KganError(f"{target} already exists. Use --force to replace it, or another "
+                        "--version.")
 
 
 def _next_version(base: Path) -> int:

@@ -29,11 +29,20 @@ LOCK = ".lock"  # held by the process that trains the run
 _RUN_NAME = re.compile(r"^(\d{5})-")
 
 
+def mode(directory: bool = False) -> int:
+    """The permissions a new file (or folder) gets under this process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yields a temporary path beside `path` and renames it into place if the block succeeds.
 
-    Readers never see a half-written file, and a crash leaves the previous file intact.
+    Readers never see a half-written file, and a crash leaves the previous file intact. The
+    file gets the umask's permissions, not mkstemp's 0600 (others, TF Serving or a web server,
+    may need to read it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +50,7 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

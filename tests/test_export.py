@@ -83,7 +83,8 @@ def test_layout_and_metadata(trained):
     meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
     assert (meta["latent_dim"], meta["image_shape"], meta["max_batch"]) == (100, [8, 8, 3], 1024)
     assert meta["training_config"]["arch"] == "dcgan" and meta["step"] == 4
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp folders
+    # No temporary folders left, only the lock that hands out versions.
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == [export.LOCK]
 
 
 def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
@@ -211,7 +212,7 @@ def test_versions_force_and_bad_input(trained, tmp_path):
     forced = runner.invoke(app, [*cli, "--version", "1", "--force"])
     assert forced.exit_code == 0
     assert (out / "dcgan-toy" / "1" / "saved_model.pb").stat().st_mtime_ns != stamp
-    assert sorted(p.name for p in (out / "dcgan-toy").iterdir()) == ["1", "2"]
+    assert sorted(p.name for p in (out / "dcgan-toy").iterdir()) == [export.LOCK, "1", "2"]
     huge = runner.invoke(app, [*cli, "--version", str(2**63)])
     assert huge.stderr == (f"Error: `version` must be an integer in [1, 2**63). "
                            f"Received: version={2**63}\n")
@@ -355,3 +356,48 @@ def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path)
     request = prediction_log_pb2.PredictionLog.FromString(warmup.numpy()).predict_log.request
     assert tf.make_ndarray(request.inputs["label"]).tolist() == [0]
     assert tf.make_ndarray(request.inputs["z"]).shape == (1, 8)
+
+
+def test_two_exports_at_once_get_two_versions(tmp_path):
+    import threading
+
+    base = tmp_path / "same"
+    base.mkdir()
+    finished = []
+    for i in range(6):  # six finished exports, each in its temporary folder
+        finished.append(tmp_path / "same" / f".export-{i}")
+        finished[-1].mkdir()
+        (finished[-1] / "assets.extra").mkdir()
+        (finished[-1] / "saved_model.pb").write_text(str(i))
+    start = threading.Barrier(len(finished))
+    published = [None] * len(finished)
+
+    def publish(i):
+        start.wait()  # all at the same moment
+        published[i] = export.publish(finished[i], base, None, False, {"name": "same"})
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(len(finished))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(int(path.name) for path in published) == [1, 2, 3, 4, 5, 6]
+    for i, path in enumerate(published):  # each export kept, in the version it was told
+        assert (path / "saved_model.pb").read_text() == str(i)
+        assert json.loads((path / export.METADATA).read_text())["version"] == int(path.name)
+
+
+def test_exports_and_runs_are_readable_by_others_under_the_umask(toy_npz, tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        run = lib.train(toy_config(toy_npz, epochs=2), runs_dir=tmp_path / "runs").run_dir
+        path = export.export(run, tmp_path / "models")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755  # TF Serving may run as another user
+    for file in (path / "saved_model.pb", run / "checkpoints" / "latest.keras",
+                 run / "samples" / "epoch-0002.png", run / "status.json", run / "config.json"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, file

@@ -24,6 +24,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.d
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
 EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
+MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 
 
 # Checks: each takes (name, value) and raises `KganError` naming the field and the value.
@@ -74,8 +75,17 @@ def optional_flag(name: str, value) -> None:
         flag(name, value)
 
 
+def at_most(limit: int, why: str) -> Callable:
+    """A positive integer up to `limit` (larger ones would not fit in memory: `why`)."""
+    def check(name: str, value) -> None:
+        positive_int(name, value)
+        if value > limit:
+            raise KganError(f"`{name}` must be at most {limit} ({why}). Received: {name}={value}")
+    return check
+
+
 def image_size(name: str, value) -> None:
-    positive_int(name, value)
+    at_most(2048, "one image would take 16 MB and more")(name, value)
     if value < 4:
         raise KganError(f"`{name}` must be at least 4. Received: {name}={value}")
 
@@ -149,9 +159,10 @@ class TrainConfig:
     loss: str = option("bce", "Adversarial loss: bce (non-saturating), minimax, lsgan, hinge "
                        "or wgan-gp.", one_of(LOSSES))
     batch_size: int = option(64, "Global batch size.", positive_int)
-    latent_dim: int = option(100, "Length of the noise vector z.", positive_int)
+    latent_dim: int = option(100, "Length of the noise vector z.",
+                             at_most(65536, "the first layer alone would not fit"))
     base_filters: int = option(64, "dcgan: filters of the widest-resolution conv layer.",
-                               positive_int)
+                               at_most(4096, "the conv layers would not fit"))
     lr: float = option(2e-4, "Adam learning rate of G and D.", positive_number, shown="2e-4")
     beta1: float = option(0.5, "Adam beta_1 (0.5 is the DCGAN setting).", adam_beta)
     beta2: float = option(0.999, "Adam beta_2.", adam_beta)
@@ -228,6 +239,14 @@ class TrainConfig:
         if self.backend not in needs:
             raise KganError(f"--strategy {self.strategy} needs the {' or '.join(needs)} backend. "
                             f"Received: strategy={self.strategy}, backend={self.backend}")
+        if self.image_shape is not None and not (
+                isinstance(self.image_shape, (tuple, list)) and len(self.image_shape) == 3
+                and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 2048
+                        for d in self.image_shape) and self.image_shape[2] in (1, 3)):
+            raise KganError("`image_shape` must be (height, width, 1 or 3), each at most 2048. "
+                            f"Received: image_shape={self.image_shape}")
+        if self.num_classes is not None:
+            at_most(MAX_CLASSES, "a label embedding that large")("num_classes", self.num_classes)
         if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from kgan.config import BUILTIN_DATASETS
+from kgan.config import BUILTIN_DATASETS, MAX_CLASSES
 from kgan.errors import KganError, first_line
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kgan.config import MAX_CLASSES
 from kgan.errors import KganError
 
 
@@ -35,9 +36,13 @@ def parse_labels(spec: str) -> list[int]:
     try:
         for part in spec.split(","):
             first, _, last = part.strip().partition("-")
-            labels += range(int(first), int(last or first) + 1)
+            first, last = int(first), int(last or first)
+            if not 0 <= first <= last < MAX_CLASSES:  # a class number, not a memory hog
+                raise ValueError
+            labels += range(first, last + 1)
     except ValueError:
         labels = []
     if not labels:
-        raise KganError(f"`labels` must look like 3, 0-9 or 0,2,5. Received: labels={spec}")
+        raise KganError(f"`labels` must look like 3, 0-9 or 0,2,5 (class numbers below "
+                        f"{MAX_CLASSES}). Received: labels={spec}")
     return labels

@@ -59,6 +59,12 @@ def bad_inputs(tmp_path, toy_npz):
         (["--dataset", toy_npz, "--image-size", 27, "--arch", "dcgan"],
          "Error: `image_size` must be even and at least 8 for arch=dcgan (for example 28, 32 or "
          "64). Received: image_size=27"),
+        (["--dataset", toy_npz, "--image-size", 100000],
+         "Error: `image_size` must be at most 2048 (one image would take 16 MB and more). "
+         "Received: image_size=100000"),
+        (["--dataset", toy_npz, "--latent-dim", 10**12],
+         "Error: `latent_dim` must be at most 65536 (the first layer alone would not fit). "
+         f"Received: latent_dim={10**12}"),
         (["--dataset", toy_npz, "--epochs", 0],
          "Error: `epochs` must be a positive integer. Received: epochs=0"),
         (["--dataset", toy_npz, "--batch-size", -4],

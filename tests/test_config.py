@@ -1,5 +1,6 @@
 """Each train option is written once, in `TrainConfig`: the CLI, resume and the README follow."""
 
+import json
 import re
 from pathlib import Path
 
@@ -70,3 +71,20 @@ def test_resume_accepts_equal_and_runtime_settings_and_refuses_the_others():
                             "loss=bce. Received: loss=hinge")
     with pytest.raises(KganError, match="`eval_n` must be a positive integer"):
         config.resumed({"eval_n": 0})
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("augment", 5, "`augment` must be a comma-separated string. Received: augment=5"),
+    ("image_shape", ["a", "b", "c"], "`image_shape` must be (height, width, 1 or 3), each at "
+                                     "most 2048. Received: image_shape=('a', 'b', 'c')"),
+    ("latent_dim", 10**12, "`latent_dim` must be at most 65536 (the first layer alone would not "
+                           f"fit). Received: latent_dim={10**12}"),
+    ("num_classes", -3, "`num_classes` must be a positive integer. Received: num_classes=-3"),
+    ("jit", "yes", "`jit` must be true or false. Received: jit=yes"),
+])
+def test_a_damaged_config_json_is_one_clear_error(tmp_path, key, value, message):
+    config = json.loads(TrainConfig(image_shape=(8, 8, 1)).to_json())
+    (tmp_path / "config.json").write_text(json.dumps({**config, key: value}))
+    with pytest.raises(KganError) as e:
+        TrainConfig.load(tmp_path / "config.json")
+    assert str(e.value) == message

@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from kgan import data
+from kgan.config import MAX_CLASSES
 from kgan.errors import KganError
 
 
@@ -205,7 +206,7 @@ def test_any_uint8_npz_loads_into_the_unit_range_with_its_labels(tmp_path, image
 @given(labels=arrays(np.float64, 3, elements=st.floats(allow_nan=True, allow_infinity=True)))
 def test_any_label_outside_the_class_numbers_is_one_clear_error(tmp_path, labels):
     np.savez(tmp_path / "any.npz", x_train=np.zeros((3, 2, 2), np.uint8), y_train=labels)
-    valid = np.isfinite(labels) & (labels >= 0) & (labels < data.MAX_CLASSES) & (
+    valid = np.isfinite(labels) & (labels >= 0) & (labels < MAX_CLASSES) & (
         labels == np.round(labels))
     if valid.all():
         assert data.load(str(tmp_path / "any.npz")).y.tolist() == labels.astype(int).tolist()

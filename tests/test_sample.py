@@ -76,8 +76,10 @@ def test_bad_sample_options(conditional_run, toy_npz, tmp_path):
                                           "Received: label=4"),
         (conditional_run, ["--labels", "0-9"], "`label` must be in [0, 4) for this run. "
                                                "Received: label=4"),
-        (conditional_run, ["--labels", "a-b"], "`labels` must look like 3, 0-9 or 0,2,5. "
-                                               "Received: labels=a-b"),
+        (conditional_run, ["--labels", "a-b"], "`labels` must look like 3, 0-9 or 0,2,5 (class "
+                                               "numbers below 10000). Received: labels=a-b"),
+        (conditional_run, ["--labels", "0-100000000"], "`labels` must look like 3, 0-9 or 0,2,5 "
+         "(class numbers below 10000). Received: labels=0-100000000"),
         (conditional_run, ["--label", 1, "--labels", "0-1"], "Use --label or --labels, not both"),
         (conditional_run, ["--interpolate", 1], "`interpolate` must be an integer of at least 2 "
                                                 "(frames per walk). Received: interpolate=1"),

@@ -48,4 +48,5 @@ def show(
     for problem in info["problems"]:
         err.print(f"[yellow]warning:[/] {problem}")
     if open_report:
-        out.print(f"\nreport: {report.write(run_dir).resolve().as_uri()}")
+        with user_errors():
+            out.print(f"\nreport: {report.write(run_dir).resolve().as_uri()}")

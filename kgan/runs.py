@@ -27,6 +27,9 @@ TENSORBOARD = "tensorboard"
 REPORT = "report.html"
 LOCK = ".lock"  # held by the process that trains the run
 _RUN_NAME = re.compile(r"^(\d{5})-")
+# Numbers in a metrics record, where present (a record with text there is damaged).
+NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_sec",
+                   "fid", "kid", "kid_std")
 
 
 def mode(directory: bool = False) -> int:
@@ -117,6 +120,8 @@ def newest(runs_dir: str | Path = "runs") -> Path:
 def open_run(run_dir: str | Path) -> tuple[Path, TrainConfig]:
     """Checks that `run_dir` is a kgan run and returns it with its config."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise KganError(f"{run_dir} is a file, not a run directory")
     if not run_dir.is_dir():
         raise KganError(f"Run directory not found: {run_dir}")
     if not (run_dir / CONFIG).is_file():
@@ -144,7 +149,7 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
     Safe while another process appends: a half-written last line is reported, not raised.
     """
     try:
-        text = (run_dir / METRICS).read_text()
+        text = (run_dir / METRICS).read_text(errors="replace")  # a binary line is one damaged
     except FileNotFoundError:
         return [], []
     except OSError as e:
@@ -155,6 +160,9 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
                 raise ValueError("no epoch number")
+            for key in NUMERIC_METRICS:
+                if key in record and not isinstance(record[key], (int, float)):
+                    raise ValueError(f"{key} is not a number")
             records.append(record)
         except ValueError as e:
             problems.append(f"{run_dir / METRICS} line {number} is damaged ({e}); skipped")
@@ -186,6 +194,8 @@ def read_status(run_dir: Path) -> dict:
         record = json.loads((run_dir / STATUS).read_text())
     except (OSError, ValueError):
         return {"status": "unknown"}
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        return {"status": "unknown", "message": f"{run_dir / STATUS} is damaged"}
     if record.get("status") == "running" and record.get("host") == socket.gethostname():
         try:
             os.kill(int(record["pid"]), 0)

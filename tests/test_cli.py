@@ -94,6 +94,7 @@ def bad_inputs(tmp_path, toy_npz):
         (["--resume", tmp_path / "notarun"], f"Error: {tmp_path}/notarun is not a kgan run "
          "(no config.json)"),
         (["--resume", tmp_path / "missing"], f"Error: Run directory not found: {tmp_path}/missing"),
+        (["--resume", toy_npz], f"Error: {toy_npz} is a file, not a run directory"),
     ]
 
 

@@ -154,6 +154,25 @@ def test_show_prints_config_metrics_and_files_and_reports_damage(finished, tmp_p
                              "string starting at: line 1 column 14 (char 13)); skipped\n")
     listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])
     assert listed.exit_code == 0 and len(json.loads(listed.stdout)[0]["problems"]) == 1
+    # Worse damage: binary bytes, a loss that is text, a status that is not a record, and a
+    # report that cannot be written. The run is listed with warnings; the others are not touched.
+    other = tmp_path / "00001-other"
+    shutil.copytree(finished, other)
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b"\n\x00\xff\xfe garbage\n" + b'{"epoch": 4, "d_loss": "oops"}\n')
+    (run / "status.json").write_text('"finished"')
+    listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])
+    assert listed.exit_code == 0, listed.output
+    damaged, intact = json.loads(listed.stdout)
+    assert (damaged["status"], damaged["epochs_done"], damaged["d_loss"]) == (
+        "unknown", 2, runs.read_metrics(finished)[0][-1]["d_loss"])
+    assert any("d_loss is not a number" in p for p in damaged["problems"])
+    assert (intact["status"], intact["problems"]) == ("finished", [])
+    assert runner.invoke(app, ["runs", str(tmp_path)]).exit_code == 0
+    (run / "report.html").mkdir()  # as unwritable as a read-only folder is (root writes those)
+    shown = runner.invoke(app, ["show", str(run), "--open"])
+    assert shown.exit_code == 1 and shown.stderr.endswith(
+        f"Error: Cannot write {run / 'report.html'}: Is a directory\n")
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),

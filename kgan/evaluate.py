@@ -64,9 +64,31 @@ def _sqrt_psd(matrix):
     return (vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T
 
 
+def _features(values, name: str) -> np.ndarray:
+    """`values` as float64 (N, D) with N >= 2 finite rows, or one clear `KganError`."""
+    try:
+        x = np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise KganError(f"`{name}` must be numbers. Received: {type(values).__name__}") from None
+    if x.ndim != 2 or len(x) < 2:
+        raise KganError(f"`{name}` must be a 2-D array (samples, features) with at least 2 "
+                        f"samples. Received: shape={x.shape}")
+    if not np.isfinite(x).all():
+        raise KganError(f"`{name}` must be finite; it has NaN or inf values")
+    return x
+
+
+def _probabilities(values) -> np.ndarray:
+    probs = _features(values, "probs")
+    if (probs < 0).any() or not np.allclose(probs.sum(1), 1.0, atol=1e-3):
+        raise KganError("`probs` must be class probabilities: rows of non-negative numbers that "
+                        "sum to 1 (apply a softmax to logits first)")
+    return probs
+
+
 def fid(features_a, features_b) -> float:
     """Fréchet distance between the Gaussians fitted to two feature sets (N, D)."""
-    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    a, b = _features(features_a, "features_a"), _features(features_b, "features_b")
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
@@ -77,10 +99,8 @@ def kid(features_a, features_b, subsets: int = 100, subset_size: int = 1000,
     Returns the mean and standard deviation over `subsets` random subsets of `subset_size`
     (capped at the smaller set's size) drawn from each set.
     """
-    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    a, b = _features(features_a, "features_a"), _features(features_b, "features_b")
     m = min(subset_size, len(a), len(b))
-    if m < 2:
-        raise KganError(f"KID needs at least 2 samples per set. Received: {len(a)} and {len(b)}")
     dim = a.shape[1]
     rng = np.random.default_rng(seed)
     values = []
@@ -95,7 +115,7 @@ def kid(features_a, features_b, subsets: int = 100, subset_size: int = 1000,
 
 def classifier_score(probs, splits: int = 10) -> tuple[float, float]:
     """Inception-Score-style exp(E_x KL(p(y|x) || p(y))), mean and std over `splits` parts."""
-    probs = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    probs = np.clip(_probabilities(probs), 1e-12, 1.0)
     scores = []
     for part in np.array_split(probs, min(splits, len(probs))):
         marginal = part.mean(0, keepdims=True)
@@ -107,7 +127,7 @@ def coverage(probs) -> dict:
     """Histogram of predicted classes, its entropy (nats and normalized), the largest class's
     share and the classes never predicted: few classes or one dominant one means mode collapse.
     """
-    probs = np.asarray(probs)
+    probs = _probabilities(probs)
     classes = probs.shape[1]
     counts = np.bincount(probs.argmax(1), minlength=classes)
     freq = counts / counts.sum()

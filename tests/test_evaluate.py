@@ -47,6 +47,27 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
     assert evaluate.fid(a, b) == pytest.approx(closed, rel=0.02)
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: evaluate.fid(np.full((5, 3), np.nan), np.zeros((5, 3))),
+     "`features_a` must be finite; it has NaN or inf values"),
+    (lambda: evaluate.kid(np.zeros((5, 3)), [[np.inf, 0, 0]] * 5),
+     "`features_b` must be finite; it has NaN or inf values"),
+    (lambda: evaluate.fid(np.zeros(5), np.zeros(5)),
+     "`features_a` must be a 2-D array (samples, features) with at least 2 samples. "
+     "Received: shape=(5,)"),
+    (lambda: evaluate.kid(np.zeros((1, 3)), np.zeros((5, 3))),
+     "`features_a` must be a 2-D array (samples, features) with at least 2 samples. "
+     "Received: shape=(1, 3)"),
+    (lambda: evaluate.classifier_score(np.random.default_rng(0).normal(0, 3, (100, 10))),
+     "`probs` must be class probabilities: rows of non-negative numbers that sum to 1 (apply a "
+     "softmax to logits first)"),
+])
+def test_metrics_refuse_what_they_cannot_measure(call, message):
+    with pytest.raises(KganError) as e:
+        call()
+    assert str(e.value) == message
+
+
 def test_kid_is_unbiased_and_separates_distributions():
     rng = np.random.default_rng(0)
     same = evaluate.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)), 20, 500)

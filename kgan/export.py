@@ -141,25 +141,36 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
     generate_spec = [tf.TensorSpec([], tf.int32, name="n"),
                      tf.TensorSpec([], tf.int64, name="seed")]
 
+    # Inputs are checked in the graph, so that a client gets a message rather than black
+    # images (NaN in z) or TensorFlow's words for a shape error.
+    def checked_n(n):
+        with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(n, 1, message="n must be at least 1"),
+                tf.debugging.assert_less_equal(n, max_batch,
+                                               message=f"n must be at most {max_batch}")]):
+            return tf.identity(n)
+
+    def checked_z(z):
+        with tf.control_dependencies([tf.debugging.assert_all_finite(
+                z, message="z must be finite (no NaN or inf)")]):
+            return tf.identity(z)
+
     def generate_images(n, seed, labels=None):
-        checks = [
-            tf.debugging.assert_greater_equal(n, 1, message="n must be at least 1"),
-            tf.debugging.assert_less_equal(n, max_batch, message=f"n must be at most {max_batch}"),
-        ]
-        with tf.control_dependencies(checks):
-            z = noise(n, seed, latent_dim)
+        z = noise(n, seed, latent_dim)
         return generator(z if labels is None else [z, labels], training=False)
+
+    def unconditional(z):
+        return generator(checked_z(z), training=False)
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
     if num_classes is None:
-        archive.add_endpoint("serving_default",
-                             lambda z: {"images": to_uint8(generator(z, training=False))},
+        archive.add_endpoint("serving_default", lambda z: {"images": to_uint8(unconditional(z))},
                              input_signature=[z_spec])
-        archive.add_endpoint("generate",
-                             lambda n, seed: {"images": to_uint8(generate_images(n, seed))},
-                             input_signature=generate_spec)
-        archive.add_endpoint("raw", lambda z: {"images": generator(z, training=False)},
+        archive.add_endpoint(
+            "generate", lambda n, seed: {"images": to_uint8(generate_images(checked_n(n), seed))},
+            input_signature=generate_spec)
+        archive.add_endpoint("raw", lambda z: {"images": unconditional(z)},
                              input_signature=[z_spec])
     else:
         def checked(labels):
@@ -170,12 +181,20 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                 return tf.identity(labels)
 
         def conditional(z, label):
-            return generator([z, checked(label)], training=False)
+            z = checked_z(z)
+            with tf.control_dependencies([tf.debugging.assert_equal(
+                    tf.shape(z)[0], tf.shape(label)[0],
+                    message="z and label must have the same number of rows")]):
+                return generator([z, checked(label)], training=False)
 
         # -1 (the default a SignatureDef records for a client that leaves `label` out): the
         # classes in turn. A tensor default is what TensorFlow writes into the SignatureDef.
         def generate(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
-            labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
+            n = checked_n(n)
+            with tf.control_dependencies([tf.debugging.assert_greater_equal(
+                    label, -1, message=f"label must be in [0, {num_classes}), or -1 for the "
+                    "classes in turn")]):
+                labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
             return {"images": to_uint8(generate_images(n, seed, checked(labels)))}
 
         label_spec = tf.TensorSpec([None], tf.int32, name="label")

@@ -302,11 +302,20 @@ generate = model.signatures["generate"]
 one = lambda v, dtype=tf.int32: tf.constant(v, dtype)
 out["generate_turns"] = generate(n=one(5), seed=one(3, tf.int64), label=one(-1))["images"].numpy()
 out["generate_2"] = generate(n=one(5), seed=one(3, tf.int64), label=one(2))["images"].numpy()
-try:
-    generate(n=one(2), seed=one(1, tf.int64), label=one(4))
-    out["error"] = np.array("")
-except tf.errors.InvalidArgumentError as e:
-    out["error"] = np.array(e.message)
+bad = {
+    "label_4": lambda: generate(n=one(2), seed=one(1, tf.int64), label=one(4)),
+    "label_-5": lambda: generate(n=one(2), seed=one(1, tf.int64), label=one(-5)),
+    "n_-1": lambda: generate(n=one(-1), seed=one(1, tf.int64), label=one(-1)),
+    "nan_z": lambda: model.signatures["serving_default"](
+        z=tf.constant(np.full((2, z.shape[1]), np.nan, np.float32)), label=labels[:2]),
+    "rows": lambda: model.signatures["raw"](z=z, label=labels[:3]),
+}
+for name, call in bad.items():
+    try:
+        call()
+        out["error_" + name] = np.array("")
+    except tf.errors.InvalidArgumentError as e:
+        out["error_" + name] = np.array(e.message)
 saved = saved_model_pb2.SavedModel.FromString(open(path + "/saved_model.pb", "rb").read())
 defaults = saved.meta_graphs[0].signature_def["generate"].defaults
 out["default_label"] = tf.make_ndarray(defaults["label"])
@@ -339,7 +348,12 @@ def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path)
     assert np.abs(out["generate_2"].astype(int)
                   - uint8(gan.generate(5, seed=3, labels=2))).max() <= 1
     assert not np.array_equal(out["generate_turns"], out["generate_2"])
-    assert "label must be in [0, 4)" in str(out["error"])
+    for name, message in [("label_4", "label must be in [0, 4)"),
+                          ("label_-5", "label must be in [0, 4), or -1 for the classes in turn"),
+                          ("n_-1", "n must be at least 1"),
+                          ("nan_z", "z must be finite (no NaN or inf)"),
+                          ("rows", "z and label must have the same number of rows")]:
+        assert message in str(out["error_" + name]), (name, out["error_" + name])
     assert int(out["default_label"]) == -1  # a client may leave `label` out
     meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
     assert (meta["num_classes"], meta["ema"]) == (4, True)

@@ -23,7 +23,8 @@ UseEma = Annotated[bool, typer.Option(
 # What TensorFlow's C++ side prints at start-up on a machine without a GPU, before its log
 # level applies: noise to a CPU user, so the CLI drops these lines (KGAN_DEBUG=1 keeps them).
 _NO_GPU_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|"
-                           r"cpu_feature_guard|rebuild TensorFlow with the appropriate")
+                           r"cpu_feature_guard|rebuild TensorFlow with the appropriate|"
+                           r"oneDNN custom operations are on")
 
 
 def select_backend(backend: str | None = None) -> None:
@@ -52,6 +53,7 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow as tf  # the point of this function: loaded once, quietly
 
             tf.config.list_physical_devices()  # CUDA's probe prints here, not at the first op
+            tf.matmul(tf.ones((2, 2)), tf.ones((2, 2)))  # and oneDNN's notice at the first op
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

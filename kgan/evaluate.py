@@ -11,10 +11,12 @@ The metric functions are NumPy (float64) and work on any features.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -276,7 +278,8 @@ def inception(weights: str | Path | None = None) -> InceptionExtractor:
     weights = Path(weights) if weights else keras_home / "models" / INCEPTION_FILE
     if not weights.is_file():
         try:
-            keras.utils.get_file(INCEPTION_FILE, INCEPTION_URL, cache_subdir="models")
+            with contextlib.redirect_stdout(sys.stderr):  # its progress is not a result
+                keras.utils.get_file(INCEPTION_FILE, INCEPTION_URL, cache_subdir="models")
         except Exception as e:
             raise KganError(
                 f"InceptionV3 weights are not on this machine and could not be downloaded "

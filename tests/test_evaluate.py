@@ -194,7 +194,7 @@ def test_a_short_conditional_run_on_fashion_mnist_draws_the_classes_asked_for(fa
     assert json.loads(raw.stdout)["fid"] != measured["fid"]  # the average is another generator
 
 
-def test_eval_bad_input(tmp_path, toy_npz, monkeypatch):
+def test_eval_bad_input(tmp_path, toy_npz, monkeypatch, capsys):
     unlabeled = tmp_path / "plain.npz"
     np.savez(unlabeled, x_train=np.load(toy_npz)["x_train"])
     with pytest.raises(KganError, match="needs class labels and .*plain.npz has none"):
@@ -214,8 +214,10 @@ def test_eval_bad_input(tmp_path, toy_npz, monkeypatch):
     # Offline without the InceptionV3 weights: the error says what to put where.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(evaluate, "INCEPTION_URL", "http://127.0.0.1:9/inception.h5")
+    capsys.readouterr()
     with pytest.raises(KganError) as e:
         evaluate.inception()
+    assert capsys.readouterr().out == ""  # "Downloading ..." is progress: stderr
     message = str(e.value)
     assert message.startswith("InceptionV3 weights are not on this machine and could not be "
                               "downloaded (")

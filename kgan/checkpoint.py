@@ -115,6 +115,8 @@ def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
     gan = build_gan(config, distributed)
     try:
         _load_weights(gan, path)
+    except KganError:
+        raise
     except Exception as e:
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
     if ema:
@@ -139,8 +141,14 @@ def _load_weights(gan: GAN, path: Path) -> None:
             raise KganError(f"its {WEIGHTS_MEMBER} has {member.file_size} bytes, more than this "
                             f"model's weights could take ({expected})")
         weights = Path(tmp) / WEIGHTS_MEMBER
-        with archive.open(member) as source, weights.open("wb") as target:
-            shutil.copyfileobj(source, target, 2**20)
+        with archive.open(member) as source:
+            try:
+                with weights.open("wb") as target:
+                    shutil.copyfileobj(source, target, 2**20)
+            except OSError as e:  # the checkpoint is fine: the room for a copy is not
+                raise KganError(f"Cannot unpack {path} to load it: {e.strerror or e} (in "
+                                f"{tempfile.gettempdir()}; TMPDIR may name a disk with room)"
+                                ) from None
         gan.load_weights(weights)
 
 
@@ -148,6 +156,10 @@ def save(gan: GAN, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
     """Writes the whole GAN (weights, both optimizers, noise state) to `run_dir/name`,
     atomically: a crash mid-write keeps the previous checkpoint."""
     path = run_dir / name
-    with runs.atomic_path(path) as tmp:
-        gan.save(tmp)
+    try:
+        with runs.atomic_path(path) as tmp:
+            gan.save(tmp)
+    except OSError as e:
+        kept = "the previous one is kept" if path.exists() else "there is no earlier one"
+        raise KganError(f"Cannot write checkpoint {path}: {e.strerror or e}; {kept}") from None
     return path

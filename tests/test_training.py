@@ -1,4 +1,5 @@
 import json
+import resource
 import zipfile
 
 import keras
@@ -148,6 +149,30 @@ def test_failure_before_any_checkpoint_leaves_no_run_directory(toy_npz, tmp_path
         lib.train(toy_config(toy_npz, epochs=2), runs_dir=tmp_path / "runs",
                   callbacks=[At(3, poison)])
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_full_disk_is_named_as_such_and_keeps_the_last_checkpoint(toy_npz, tmp_path):
+    # Writes past 20 KB fail with EFBIG from step 13 on, as on a full disk (Python ignores
+    # SIGXFSZ); a checkpoint of the toy GAN is about 400 KB.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def fill_the_disk(model=None):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+
+    run = tmp_path / "00000-mlp-toy"
+    checkpoint = run / "checkpoints" / "latest.keras"
+    try:
+        with pytest.raises(KganError) as e:
+            lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
+                      callbacks=[At(13, fill_the_disk)])
+        assert str(e.value) == (f"Cannot write checkpoint {checkpoint}: File too large; the "
+                                "previous one is kept")
+        with pytest.raises(KganError) as e:
+            load_gan(run)  # the checkpoint is fine: its unpacked copy cannot be written
+        assert str(e.value).startswith(f"Cannot unpack {checkpoint} to load it: File too large")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert load_gan(run)[0].steps == 12  # epoch 1's, intact
 
 
 def test_corrupt_checkpoint(toy_npz, tmp_path):

@@ -53,7 +53,6 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow as tf  # the point of this function: loaded once, quietly
 
             tf.config.list_physical_devices()  # CUDA's probe prints here, not at the first op
-            tf.matmul(tf.ones((2, 2)), tf.ones((2, 2)))  # and oneDNN's notice at the first op
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

@@ -33,6 +33,10 @@ JIT_DEFAULT = {"mlp": True, "dcgan": False}
 FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1}
 
 
+class NoRoom(KganError):
+    """A checkpoint that is fine, but whose unpacked copy cannot be written (a full disk)."""
+
+
 def jit_compile(config: TrainConfig, replicas: int = 1) -> bool:
     if config.jit is not None:
         return config.jit
@@ -115,7 +119,7 @@ def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
     gan = build_gan(config, distributed)
     try:
         _load_weights(gan, path)
-    except KganError:
+    except NoRoom:
         raise
     except Exception as e:
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
@@ -146,7 +150,7 @@ def _load_weights(gan: GAN, path: Path) -> None:
                 with weights.open("wb") as target:
                     shutil.copyfileobj(source, target, 2**20)
             except OSError as e:  # the checkpoint is fine: the room for a copy is not
-                raise KganError(f"Cannot unpack {path} to load it: {e.strerror or e} (in "
+                raise NoRoom(f"Cannot unpack {path} to load it: {e.strerror or e} (in "
                                 f"{tempfile.gettempdir()}; TMPDIR may name a disk with room)"
                                 ) from None
         gan.load_weights(weights)

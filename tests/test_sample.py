@@ -96,13 +96,20 @@ def test_bad_sample_options(conditional_run, toy_npz, tmp_path):
 def test_a_run_and_its_export_draw_the_same_class_rows_and_walks(conditional_run, tmp_path):
     from kgan import export
 
-    model = export.export(conditional_run, tmp_path / "saved_models")
-    for args, rows, columns in [(["--labels", "0-3", "--n", 5], 4, 5),  # a row per class
-                                (["--interpolate", 4], 4, 4),  # a walk per class
-                                (["--label", 2, "--n", 6], 2, 3)]:
-        from_run = kgan("sample", conditional_run, *args, "--out", tmp_path / "run.png")
-        from_model = kgan("sample", "--model", model, *args, "--out", tmp_path / "model.png")
-        assert from_run.exit_code == from_model.exit_code == 0, (args, from_model.output)
-        a, b = png(tmp_path / "run.png").astype(int), png(tmp_path / "model.png").astype(int)
-        assert a.shape == b.shape == (rows * 10 + 2, columns * 10 + 2), args
-        assert np.abs(a - b).max() <= 1, args  # the same latents; uint8 rounding only
+    version = export.export(conditional_run, tmp_path / "saved_models")
+    run, model = draw.from_run(conditional_run), draw.from_export(version)
+    for name, drawn in [("class rows", lambda s: draw.class_rows(s, [0, 1, 2, 3], 5, seed=0)),
+                        ("walks", lambda s: draw.interpolate(s, 4, seed=0)),
+                        ("one class", lambda s: draw.draw(s, 6, seed=0, labels=2))]:
+        a, b = drawn(run), drawn(model)
+        assert a.shape == b.shape and a.shape[-3:] == (8, 8, 1), name
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=name)  # the same latents
+    # The command dispatches a run and an export to the same drawing.
+    from_run = kgan("sample", conditional_run, "--labels", "0-3", "--n", 5, "--out",
+                    tmp_path / "run.png")
+    from_model = kgan("sample", "--model", version, "--labels", "0-3", "--n", 5, "--out",
+                      tmp_path / "model.png")
+    assert from_run.exit_code == from_model.exit_code == 0, from_model.output
+    a, b = png(tmp_path / "run.png").astype(int), png(tmp_path / "model.png").astype(int)
+    assert a.shape == b.shape == (4 * 10 + 2, 5 * 10 + 2)  # a row of 5 per class
+    assert np.abs(a - b).max() <= 1  # uint8 rounding only

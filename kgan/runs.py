@@ -231,7 +231,9 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
     records, damaged = metrics or read_metrics(run_dir)
     status = read_status(run_dir)
     if status.get("status") != "running" and not (run_dir / CHECKPOINT).is_file():
-        status = {"status": "failed", "message": "no checkpoint"}  # nothing to resume from
+        why = status.get("message") if status.get("status") == "failed" else None
+        status = {"status": "failed",  # nothing to resume from
+                  "message": "; ".join(filter(None, (why, "no checkpoint")))}
     last = records[-1] if records else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
     return {

@@ -136,7 +136,8 @@ def test_a_run_being_written_is_listed_and_shown(tmp_path, toy_npz):
         proc.wait()
     listed = json.loads(runner.invoke(app, ["runs", str(home), "--json"]).stdout)
     assert listed[0]["status"] == "failed"
-    assert listed[0]["status_message"] == "the training process ended without a word"
+    # (killed before or after its first checkpoint: "; no checkpoint" follows if before)
+    assert listed[0]["status_message"].startswith("the training process ended without a word")
 
 
 def test_show_prints_config_metrics_and_files_and_reports_damage(finished, tmp_path):

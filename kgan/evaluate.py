@@ -21,6 +21,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from filelock import FileLock
 from keras import layers
 
 from kgan import data as data_lib
@@ -214,10 +215,13 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
                         "Use --features inception.")
     if path is None:
         path = cache_dir() / "classifiers" / f"{classifier_key(dataset, train.image_shape)}.keras"
-        if not Path(path).exists():
-            if on_train:
-                on_train(path)
-            _train_classifier(train, dataset, image_size, Path(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Two evaluations at once: the second waits for the first one's classifier.
+        with FileLock(path.with_suffix(".lock")):
+            if not path.exists():
+                if on_train:
+                    on_train(path)
+                _train_classifier(train, dataset, image_size, path)
     path = Path(path)
     if not path.is_file():
         raise KganError(f"Classifier not found: {path}")

@@ -160,3 +160,27 @@ done = CliRunner().invoke(app, sys.argv[1:])
 assert done.exit_code == 0, done.output
 print(done.stdout, end="")
 """
+
+
+@pytest.fixture(scope="session")
+def kgan_cache(tmp_path_factory):
+    """One classifier cache per test session, shared by the xdist workers (a file lock in
+    `kgan.evaluate.classifier` lets one train while the other waits).
+
+    KGAN_TEST_CACHE=DIR keeps it across local sessions (CI always starts empty).
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this session's
+    path = Path(os.environ.get("KGAN_TEST_CACHE") or shared / "kgan-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KGAN_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def fashion(kgan_cache):
+    """The Fashion-MNIST evaluation classifier (trained once per session, in about a minute)."""
+    from kgan import evaluate
+
+    return evaluate.classifier("fashion_mnist", None)

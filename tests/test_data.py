@@ -186,7 +186,7 @@ def test_files_that_are_not_npz_archives(tmp_path):
         assert str(e.value) == message.format(tmp_path / source)
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(images=arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 5), st.integers(1, 5),
                                          st.sampled_from([1, 3]))),
@@ -201,7 +201,7 @@ def test_any_uint8_npz_loads_into_the_unit_range_with_its_labels(tmp_path, image
     assert ds.y.dtype == np.int32 and ds.y.tolist() == labels.tolist()
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(labels=arrays(np.float64, 3, elements=st.floats(allow_nan=True, allow_infinity=True)))
 def test_any_label_outside_the_class_numbers_is_one_clear_error(tmp_path, labels):

@@ -7,8 +7,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One core per worker: two workers of two threads each on two cores wait on each other
-    # (the suite ran 6:03 so, 5:41 with one thread each).
+    # One thread per worker: workers of two threads each on two cores wait on each other
+    # (two workers ran the suite in 6:03 so, in 5:41 with one thread each).
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 

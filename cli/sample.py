@@ -64,15 +64,15 @@ def sample(
             select_backend("tensorflow")  # a SavedModel runs on TensorFlow
         from kgan import draw, images  # loads Keras: after the backend is chosen
 
-        kind = "sample" if interpolate is None else "interpolate"
         if model is None:
             source = draw.from_run(run_dir, best, ema=ema)
+            kind = "sample" if interpolate is None else "interpolate"
             out = out or run_dir / runs.SAMPLES / f"{kind}-seed{seed}.png"
         else:
             source = draw.from_export(model)
             version = source.version_dir
-            kind = "" if interpolate is None else "-interpolate"
-            out = out or Path(f"{version.parent.name}-v{version.name}{kind}-seed{seed}.png")
+            walk = "" if interpolate is None else "-interpolate"
+            out = out or Path(f"{version.parent.name}-v{version.name}{walk}-seed{seed}.png")
         if interpolate is not None:
             walks = draw.interpolate(source, interpolate, seed,
                                      rows if rows is not None else

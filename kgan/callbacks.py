@@ -124,6 +124,23 @@ class SampleGrid(_RunCallback):
             images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
 
+class TranslationGrid(_RunCallback):
+    """Writes `samples/epoch-NNNN.png` for image-to-image runs: one row per held-out image,
+    input | output | target (paired), or a | a->b | a->b->a | b | b->a | b->a->b (unpaired)."""
+
+    def __init__(self, run_dir, guard, every, epochs, a, b, paired):
+        super().__init__(run_dir, guard, every, epochs)
+        self.a, self.b, self.paired = a, b, paired
+        self.last = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last = None
+        if self.due(epoch):
+            self.last = draw.translation_grid(draw.TranslatorSource(self.model), self.a, self.b,
+                                              self.paired)
+            images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
+
+
 class Checkpoint(_RunCallback):
     """Saves the whole GAN (weights, both optimizers, noise state) to `checkpoints/latest.keras`."""
 

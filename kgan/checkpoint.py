@@ -19,18 +19,19 @@ from kgan import distribute, models, runs
 from kgan.config import TrainConfig
 from kgan.errors import KganError, first_line
 from kgan.gan import GAN
+from kgan.translation import CycleGAN, LinearDecay, Pix2Pix, Translator
 
 WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a `.keras` file
 
 # XLA where it is faster: the MLP GAN's dense step ran 50 vs 34 steps/s with XLA on the 2-core
 # CI machine; the DCGAN's convolutions ran slower under XLA (2.9 vs 5.3 steps/s, issue #8).
 # JAX always compiles with XLA; torch.compile cannot do wgan-gp's double backward, so off.
-JIT_DEFAULT = {"mlp": True, "dcgan": False}
+JIT_DEFAULT = {"mlp": True, "dcgan": False, "pix2pix": False, "cyclegan": False}
 
 # Steps fused into one TensorFlow call: the MLP GAN's ~17 ms step paid ~3 ms of per-call
 # dispatch in `fit`, and 16 fused steps ran 65 vs 55 steps/s (issue #8). The JAX trainer loops
 # in Python either way and Keras' torch trainer allows only 1.
-FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1}
+FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1, "pix2pix": 1, "cyclegan": 1}
 
 
 class NoRoom(KganError):
@@ -68,12 +69,17 @@ def precision_policy(config: TrainConfig) -> str:
     return "mixed_bfloat16"
 
 
-def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
-    """Builds and compiles the GAN that `config` describes (seeded, so weights are reproducible).
+def build_gan(config: TrainConfig, distributed: bool = False,
+              steps_per_epoch: int = 1) -> GAN | Translator:
+    """Builds and compiles the model that `config` describes (seeded, so weights are
+    reproducible): a `GAN`, or for pix2pix and cyclegan a `kgan.translation` model.
 
     With `distributed`, on the devices of `config.strategy`: models and both optimizers are
     made inside its scope. Otherwise on one device (sampling, evaluation and export).
+    `steps_per_epoch` places cyclegan's learning-rate decay (training only).
     """
+    if config.translation:
+        return _build_translator(config, steps_per_epoch)
     replicas = distribute.replicas(config) if distributed else 1  # before any TF op
     keras.utils.set_random_seed(config.seed)
     policy = precision_policy(config)
@@ -105,25 +111,52 @@ def build_gan(config: TrainConfig, distributed: bool = False) -> GAN:
     return gan
 
 
+def _build_translator(config: TrainConfig, steps_per_epoch: int) -> Translator:
+    keras.utils.set_random_seed(config.seed)
+    a, b = config.image_shape[2], config.target_channels
+    if config.arch == "pix2pix":
+        model = Pix2Pix(models.unet(config, a, b),
+                        models.patch_discriminator(config, a + b, "discriminator"),
+                        l1=config.l1, seed=config.seed, jitter=config.jitter)
+        rates = [config.lr, config.lr]
+    else:
+        model = CycleGAN(models.resnet_generator(config, a, b, "g_ab"),
+                         models.resnet_generator(config, b, a, "g_ba"),
+                         models.patch_discriminator(config, a, "d_a"),
+                         models.patch_discriminator(config, b, "d_b"),
+                         cycle=config.cycle, identity=config.identity,
+                         pool_size=config.pool_size, seed=config.seed, jitter=config.jitter)
+        decay = config.epochs // 2 if config.decay_epochs is None else config.decay_epochs
+        rates = [LinearDecay(config.lr, (config.epochs - decay) * steps_per_epoch,
+                             decay * steps_per_epoch) for _ in range(2)]
+    model.compile(d_optimizer=keras.optimizers.Adam(rates[0], config.beta1, config.beta2),
+                  g_optimizer=keras.optimizers.Adam(rates[1], config.beta1, config.beta2),
+                  loss=config.loss, jit_compile=jit_compile(config),
+                  steps_per_execution=steps_per_execution(config))
+    return model
+
+
 def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
-             ema: bool = False, config: TrainConfig | None = None) -> tuple[GAN, TrainConfig]:
+             ema: bool = False, config: TrainConfig | None = None,
+             steps_per_epoch: int = 1) -> tuple[GAN | Translator, TrainConfig]:
     """Rebuilds a run's GAN from its `config.json` and loads its latest checkpoint into it
     (with `best`, the lowest-FID one that `--eval-every` keeps). With `ema`, the generator
     gets the moving average of its weights, where the run keeps one (`--ema`).
 
-    `config` replaces the run's own (a resumed run's, with the settings it may change).
+    `config` replaces the run's own (a resumed run's, with the settings it may change), and
+    `steps_per_epoch` is its data's (for cyclegan's learning-rate schedule).
     """
     run_dir, saved = runs.open_run(run_dir)
     config = config or saved
     path = runs.checkpoint(run_dir, best)
-    gan = build_gan(config, distributed)
+    gan = build_gan(config, distributed, steps_per_epoch)
     try:
         _load_weights(gan, path)
     except NoRoom:
         raise
     except Exception as e:
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
-    if ema:
+    if ema and not config.translation:
         gan.use_ema()
     return gan, config
 

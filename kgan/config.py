@@ -17,7 +17,8 @@ from pathlib import Path
 
 from kgan.errors import KganError
 
-ARCHS = ("mlp", "dcgan")
+ARCHS = ("mlp", "dcgan", "pix2pix", "cyclegan")
+TRANSLATION_ARCHS = ("pix2pix", "cyclegan")  # image -> image (kgan.translation)
 LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
@@ -154,11 +155,14 @@ class TrainConfig:
         "classes) or an .npz with x_train (and y_train).", text)
     image_size: int | None = option(None, "Resize images to this square size.", image_size,
                                     shown="the dataset's own (folders: 64)")
-    arch: str = option("mlp", "Model family: mlp (the classic MLP GAN) or dcgan "
-                       "(convolutional; sizes like 28, 32, 64).", one_of(ARCHS))
-    loss: str = option("bce", "Adversarial loss: bce (non-saturating), minimax, lsgan, hinge "
-                       "or wgan-gp.", one_of(LOSSES))
-    batch_size: int = option(64, "Global batch size.", positive_int)
+    arch: str = option("mlp", "Model family: mlp (the classic MLP GAN), dcgan (convolutional; "
+                       "sizes like 28, 32, 64); image to image: pix2pix (paired A/B data) or "
+                       "cyclegan (unpaired).", one_of(ARCHS))
+    loss: str | None = option(None, "Adversarial loss: bce (non-saturating), minimax, lsgan, "
+                              "hinge or wgan-gp.", one_of(LOSSES),
+                              shown="`bce`; cyclegan: `lsgan` (its paper's)")
+    batch_size: int | None = option(None, "Global batch size.", positive_int,
+                                    shown="64; pix2pix, cyclegan: 1 (their papers')")
     latent_dim: int = option(100, "Length of the noise vector z.",
                              at_most(65536, "the first layer alone would not fit"))
     base_filters: int = option(64, "dcgan: filters of the widest-resolution conv layer.",
@@ -220,6 +224,20 @@ class TrainConfig:
                                     resumable=True, shown="never")
     eval_n: int = option(2000, "Images per evaluation during training.", positive_int,
                          resumable=True)
+    l1: float = option(100.0, "pix2pix: weight of the L1 distance to the target beside the "
+                       "adversarial loss.", non_negative_number)
+    cycle: float = option(10.0, "cyclegan: weight of the cycle-consistency loss.",
+                          non_negative_number)
+    identity: float = option(0.5, "cyclegan: weight of the identity loss, times --cycle (0: off; "
+                             "needs A and B with the same channels).", non_negative_number)
+    pool_size: int = option(50, "cyclegan: generated images each discriminator's history pool "
+                            "keeps (0: none).", non_negative_int)
+    decay_epochs: int | None = option(
+        None, "cyclegan: the learning rate decays linearly to 0 over the last N epochs.",
+        non_negative_int, shown="half of `--epochs`")
+    jitter: bool = option(False, "pix2pix, cyclegan: random jitter (resize up by 286/256, crop "
+                          "back) and mirroring of the training images.", flag,
+                          flags=("--jitter",), shown="off")
     eval_features: str = option("classifier", "Feature space of those evaluations: classifier "
                                 "(trained on the dataset, cached) or inception.",
                                 one_of(EVAL_FEATURES), resumable=True)
@@ -227,6 +245,14 @@ class TrainConfig:
     # Filled in when the data is loaded; needed to rebuild the models without the data.
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)
     num_classes: int | None = None  # number of distinct labels, None if unlabeled
+    target_channels: int | None = None  # image to image: channels of B (A's are image_shape's)
+
+    def __post_init__(self):
+        # Defaults that depend on the family: the pix2pix and CycleGAN papers' settings.
+        if self.batch_size is None:
+            self.batch_size = 1 if self.arch in TRANSLATION_ARCHS else 64
+        if self.loss is None:
+            self.loss = "lsgan" if self.arch == "cyclegan" else "bce"
 
     def validate(self) -> TrainConfig:
         """Checks every field and returns `self`; raises `KganError` naming the bad field."""
@@ -247,11 +273,49 @@ class TrainConfig:
                             f"Received: image_shape={self.image_shape}")
         if self.num_classes is not None:
             at_most(MAX_CLASSES, "a label embedding that large")("num_classes", self.num_classes)
+        if self.arch in TRANSLATION_ARCHS:
+            self._check_translation()
         if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "
                             f"backend={self.backend}")
         return self
+
+    def _check_translation(self) -> None:
+        """Settings of noise-to-image GANs that pix2pix and cyclegan do not have."""
+        unsupported = {
+            "conditional": "image-to-image runs take no class labels",
+            "ema": "image-to-image runs keep no moving average",
+            "r1": "R1 is for noise-to-image GANs",
+            "augment": "use --jitter (the papers' augmentation)",
+            "d_steps": "one discriminator update per generator update",
+            "eval_every": "measure with `kgan eval` after training",
+            "spectral_norm": "the PatchGAN discriminator is instance-normalized",
+            "mixed_precision": "image-to-image runs train in float32",
+        }
+        for name, why in unsupported.items():
+            value, default = getattr(self, name), _DEFAULTS[name]
+            if value != default:
+                raise KganError(f"--{name.replace('_', '-')} does not apply to --arch {self.arch} "
+                                f"({why}). Received: {name}={value}")
+        if self.loss == "wgan-gp":
+            raise KganError(f"--loss wgan-gp does not apply to --arch {self.arch}: its gradient "
+                            "penalty is for noise-to-image GANs; use bce, minimax, lsgan or "
+                            f"hinge. Received: loss={self.loss}")
+        if self.strategy not in ("auto", "default"):
+            raise KganError(f"--arch {self.arch} trains on one device. Received: "
+                            f"strategy={self.strategy}")
+        if self.image_size is not None and self.image_size % 4:
+            raise KganError(f"`image_size` must be divisible by 4 for --arch {self.arch} (for "
+                            f"example 28, 32 or 256). Received: image_size={self.image_size}")
+        if self.decay_epochs is not None and self.decay_epochs > self.epochs:
+            raise KganError(f"`decay_epochs` must be at most --epochs ({self.epochs}). "
+                            f"Received: decay_epochs={self.decay_epochs}")
+
+    @property
+    def translation(self) -> bool:
+        """An image-to-image run (pix2pix or cyclegan)."""
+        return self.arch in TRANSLATION_ARCHS
 
     def resumed(self, given: dict) -> TrainConfig:
         """This run's config with the settings `given` for its resumption: a setting equal to
@@ -303,6 +367,9 @@ class TrainConfig:
             return cls.from_dict(data).validate()
         except TypeError as e:
             raise KganError(f"Cannot read {path}: {e}") from None
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def options() -> list[dataclasses.Field]:

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import checkpoint, export, images
+from kgan import checkpoint, data, export, images
 from kgan.config import positive_int
 from kgan.errors import KganError, first_line
 from kgan.labels import labels_for
@@ -179,3 +179,100 @@ def _written(save, image: np.ndarray, path: Path) -> Path:
         return save(image, path)
     except OSError as e:
         raise KganError(f"Cannot write {path}: {e.strerror or e}") from None
+
+
+# Image to image ---------------------------------------------------------------------------------
+
+
+class TranslatorSource:
+    """A run's pix2pix or cyclegan model. `translate(images, direction)`: float images in
+    [-1, 1] -> float images in [-1, 1]; `shapes[direction]`: (input shape, output shape)."""
+
+    def __init__(self, model):
+        self.model = model
+        generators = dict(zip(("a2b", "b2a"), model.generators))
+        self.shapes = {d: (tuple(g.input.shape[1:]), tuple(g.output.shape[1:]))
+                       for d, g in generators.items()}
+
+    def translate(self, batch: np.ndarray, direction: str = "a2b") -> np.ndarray:
+        return np.concatenate([keras.ops.convert_to_numpy(
+            self.model.translate(batch[i : i + CHUNK], direction))
+            for i in range(0, len(batch), CHUNK)])
+
+
+class ExportTranslator(TranslatorSource):
+    """An exported translation model's float signatures (`raw`, and `b2a_raw` for cyclegan)."""
+
+    def __init__(self, version_dir: Path):
+        self.version_dir, self.meta = version_dir, export.metadata(version_dir)
+        self.shapes = {d: (tuple(s[0]), tuple(s[1])) for d, s in self.meta["shapes"].items()}
+        try:
+            signatures = tf.saved_model.load(str(version_dir)).signatures
+            self.raw = {d: signatures["raw" if d == "a2b" else "b2a_raw"] for d in self.shapes}
+        except Exception as e:
+            raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
+
+    def translate(self, batch, direction="a2b"):
+        return np.concatenate([self.raw[direction](images=batch[i : i + CHUNK])["images"].numpy()
+                               for i in range(0, len(batch), CHUNK)])
+
+
+def translator(run_or_export: str | Path) -> TranslatorSource:
+    """The model of a pix2pix or cyclegan run directory, or of its export (a SavedModel folder
+    `saved_models/NAME[/VERSION]`)."""
+    path = Path(run_or_export)
+    if (path / "config.json").is_file():
+        model, config = checkpoint.load_gan(path)
+        if not config.translation:
+            raise KganError(f"{path} is a {config.arch} run, which generates from noise: "
+                            "translate needs a pix2pix or cyclegan run (use kgan sample)")
+        return TranslatorSource(model)
+    source = ExportTranslator(export.resolve(path))
+    if "shapes" not in source.meta:
+        raise KganError(f"{source.version_dir} is the export of a noise-to-image GAN: translate "
+                        "needs a pix2pix or cyclegan model (use kgan sample --model)")
+    return source
+
+
+def translation_grid(source: TranslatorSource, a: np.ndarray, b: np.ndarray,
+                     paired: bool) -> np.ndarray:
+    """uint8 grid, a row per image: input | output | target (`paired`), or
+    a | a->b | a->b->a | b | b->a | b->a->b."""
+    if paired:
+        columns = [a, source.translate(a), b]
+    else:
+        ab, ba = source.translate(a, "a2b"), source.translate(b, "b2a")
+        columns = [a, ab, source.translate(ab, "b2a"), b, ba, source.translate(ba, "a2b")]
+    channels = max(c.shape[-1] for c in columns)
+    columns = [np.repeat(c, channels // c.shape[-1], axis=-1) for c in columns]
+    rows = np.stack([images.to_uint8(c) for c in columns], axis=1)  # (n, columns, H, W, C)
+    return images.grid(rows.reshape(-1, *rows.shape[2:]), nrow=len(columns))
+
+
+def translate_files(source: TranslatorSource, inputs: str | Path, out: str | Path,
+                    direction: str = "a2b") -> list[Path]:
+    """Translates an image file, or every png/jpg under a folder, into PNGs in `out` with the
+    same names (and sub-folders). Inputs are converted to the model's channels and resized to
+    its size (bicubic) where they differ; returns the written paths."""
+    if direction not in source.shapes:
+        raise KganError(f"Unknown direction {direction!r} for this model. Valid directions: "
+                        f"{', '.join(source.shapes)}. Received: direction={direction}")
+    inputs, out = Path(inputs), Path(out)
+    files = data.image_files(inputs)
+    (size, _, channels), _ = source.shapes[direction]
+    targets = [out / (p.relative_to(inputs) if inputs.is_dir() else Path(p.name)).with_suffix(
+        ".png") for p in files]
+    seen = {}
+    for path, target in zip(files, targets):
+        if target in seen:
+            raise KganError(f"{seen[target]} and {path} would both be written to {target}")
+        seen[target] = path
+    written = []
+    for start in range(0, len(files), CHUNK):
+        batch = np.stack([data.read_image(p, channels, size)
+                          for p in files[start : start + CHUNK]])
+        translated = images.to_uint8(source.translate(
+            batch.astype(np.float32) / 127.5 - 1.0, direction))
+        written += [_written(images.save_png, image, target)
+                    for image, target in zip(translated, targets[start : start + CHUNK])]
+    return written

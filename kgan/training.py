@@ -45,14 +45,21 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     config = dataclasses.replace(config).validate()
     if config.image_size is not None and config.arch == "dcgan":
         models.dcgan_upsamplings(config.image_size)
-    data = data_lib.load(config.dataset, config.image_size)
-    config.image_shape, config.num_classes = data.image_shape, data.num_classes
-    if config.conditional and not config.num_classes:
-        raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
-                        "folder needs one sub-folder per class, an .npz a y_train).")
-    models.check_image_shape(config)
-    _steps_per_epoch(config, len(data.x))
-    gan = build_gan(config, distributed=True)  # first: a multi-worker strategy must come first
+    data = _load(config)
+    if config.translation:
+        config.image_shape, config.target_channels = data.image_shape, data.channels[1]
+        if config.arch == "cyclegan" and config.identity and len(set(data.channels)) > 1:
+            raise KganError(f"--identity needs A and B with the same channels; {config.dataset} "
+                            f"has {data.channels[0]} and {data.channels[1]}. Use --identity 0. "
+                            f"Received: identity={config.identity}")
+    else:
+        config.image_shape, config.num_classes = data.image_shape, data.num_classes
+        if config.conditional and not config.num_classes:
+            raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
+                            "folder needs one sub-folder per class, an .npz a y_train).")
+        models.check_image_shape(config)
+    # First: a multi-worker strategy must come before any other TensorFlow op.
+    gan = build_gan(config, distributed=True, steps_per_epoch=_steps_per_epoch(config, data))
     reference = _reference(config, notify)
     run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
@@ -80,11 +87,12 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
     run_dir, config = runs.open_run(run_dir)
     config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
     with runs.owned(run_dir):
-        gan, _ = load_gan(run_dir, distributed=True, config=config)
-        data = data_lib.load(config.dataset, config.image_size)
+        data = _load(config)
         if data.image_shape != config.image_shape:
             raise KganError(f"Dataset {config.dataset} now has images of shape "
                             f"{data.image_shape}; the run was trained on {config.image_shape}")
+        gan, _ = load_gan(run_dir, distributed=True, config=config,
+                          steps_per_epoch=_steps_per_epoch(config, data))
         reference = _reference(config, notify)
         with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
             tmp.write_text(config.to_json())
@@ -118,9 +126,27 @@ def _reference(config: TrainConfig, notify):
                               seed=config.seed)
 
 
-def _steps_per_epoch(config: TrainConfig, n: int) -> int:
+def _load(config: TrainConfig) -> data_lib.Dataset | data_lib.Pairs:
+    """The run's training data: images (and labels), or A and B for pix2pix and cyclegan."""
+    if config.translation:
+        return data_lib.load_pairs(config.dataset, config.image_size,
+                                   paired=config.arch == "pix2pix")
+    return data_lib.load(config.dataset, config.image_size)
+
+
+def _arrays(config: TrainConfig, data) -> tuple:
+    """What each training step gets: (images,), (images, labels), or (A, B)."""
+    if config.translation:
+        return data.a, data.b
+    return (data.x,) if not config.conditional else (data.x, data.y.astype("int32"))
+
+
+def _steps_per_epoch(config: TrainConfig, data) -> int:
+    arrays = _arrays(config, data)
+    n = min(len(array) for array in arrays)
     if n < config.batch_size:
-        raise KganError(f"The dataset has {n} images, fewer than one batch. Use a smaller "
+        what = "images" if len(arrays) == 1 or not config.translation else "images a side"
+        raise KganError(f"The dataset has {n} {what}, fewer than one batch. Use a smaller "
                         f"--batch-size. Received: batch_size={config.batch_size}")
     full = n // config.batch_size
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
@@ -128,7 +154,7 @@ def _steps_per_epoch(config: TrainConfig, n: int) -> int:
 
 def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
          extra_callbacks: list, reference=None) -> TrainResult:
-    steps_per_epoch = _steps_per_epoch(config, len(data.x))
+    steps_per_epoch = _steps_per_epoch(config, data)
     gan.epoch_steps = steps_per_epoch  # fused steps stop at epoch ends
     epoch, step = divmod(gan.steps, steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
@@ -136,8 +162,12 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     evaluation = [kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs, reference,
                                  config.eval_n, config.seed)] if reference else []
     metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size, evaluation)
-    samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
-                             config.latent_dim, config.seed, num_classes=gan.num_classes)
+    if config.translation:
+        samples = kcb.TranslationGrid(run_dir, guard, config.sample_every, config.epochs,
+                                      *held_out(config, data))
+    else:
+        samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
+                                 config.latent_dim, config.seed, num_classes=gan.num_classes)
     callbacks = [guard, *evaluation, metrics, samples,
                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
     if config.curves:
@@ -147,9 +177,9 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     callbacks += extra_callbacks
 
     def fit(first_epoch, last_epoch, skip):
-        dataset = make_dataset(data.x, config.batch_size, config.seed, steps_per_epoch,
-                               first_epoch, last_epoch, skip,
-                               y=data.y if config.conditional else None)
+        dataset = make_dataset(_arrays(config, data), config.batch_size, config.seed,
+                               steps_per_epoch, first_epoch, last_epoch, skip,
+                               paired=config.arch != "cyclegan")
         gan.fit(dataset, epochs=last_epoch, initial_epoch=first_epoch,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)
@@ -171,6 +201,17 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
         raise
     runs.write_status(run_dir, result.status)
     return result
+
+
+def held_out(config: TrainConfig, data: data_lib.Pairs, n: int = 8):
+    """The first `n` A and B images of the test split (of the training data where there is
+    none): the same ones in every epoch's grid."""
+    try:
+        data = data_lib.load_pairs(config.dataset, config.image_size, split="test",
+                                   paired=config.arch == "pix2pix")
+    except KganError:
+        pass  # no test split: the training images
+    return data.a[:n], data.b[:n], data.paired
 
 
 def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,

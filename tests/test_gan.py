@@ -36,7 +36,7 @@ def test_learns_a_1d_gaussian():
     gan.compile(adam(1e-3), adam(1e-3), loss="bce", jit_compile=True)
     target = np.random.default_rng(0).normal(2.0, 0.5, (4096, 1)).astype("float32")
     before = keras.ops.convert_to_numpy(gan.generate(5000, seed=1))
-    history = gan.fit(make_dataset(target, 64, 0, 64, 0, 20), epochs=20, steps_per_epoch=64,
+    history = gan.fit(make_dataset((target,), 64, 0, 64, 0, 20), epochs=20, steps_per_epoch=64,
                       verbose=0, shuffle=False)
     after = keras.ops.convert_to_numpy(gan.generate(5000, seed=1))
     assert abs(before.mean() - 2.0) > 1.0  # it starts far from the target
@@ -54,7 +54,7 @@ def test_each_loss_trains_finite_with_d_steps(loss):
     gan.compile(adam(), adam(), loss=loss, d_steps=2)
     x = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
     before = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables]
-    history = gan.fit(make_dataset(x, 16, 0, 4, 0, 1), epochs=1, steps_per_epoch=4, verbose=0,
+    history = gan.fit(make_dataset((x,), 16, 0, 4, 0, 1), epochs=1, steps_per_epoch=4, verbose=0,
                       shuffle=False)
     assert all(np.isfinite(v[0]) for v in history.history.values())
     assert int(gan.g_optimizer.iterations) == 4 and int(gan.d_optimizer.iterations) == 8
@@ -67,7 +67,7 @@ def test_save_and_load_model_round_trip_is_bit_identical(tmp_path):
     gan = GAN(models.generator(config), models.discriminator(config), 8, seed=5)
     gan.compile(adam(), adam(), loss="wgan-gp", d_steps=2, gp_weight=5.0)
     x = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
-    gan.fit(make_dataset(x, 16, 0, 4, 0, 1), epochs=1, steps_per_epoch=4, verbose=0,
+    gan.fit(make_dataset((x,), 16, 0, 4, 0, 1), epochs=1, steps_per_epoch=4, verbose=0,
             shuffle=False)
     gan.save(tmp_path / "gan.keras")
     loaded = keras.saving.load_model(tmp_path / "gan.keras")  # safe_mode stays on
@@ -78,7 +78,7 @@ def test_save_and_load_model_round_trip_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(a, b)
     # Both continue identically: same weights, same optimizer state, same noise.
     for model in (gan, loaded):
-        model.fit(make_dataset(x, 16, 0, 4, 1, 2), epochs=1, steps_per_epoch=4, verbose=0,
+        model.fit(make_dataset((x,), 16, 0, 4, 1, 2), epochs=1, steps_per_epoch=4, verbose=0,
                   shuffle=False)
     for a, b in zip(state(gan), state(loaded), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -19,7 +19,7 @@ from keras import ops
 
 from kgan.trainers.numpy_data import make_dataset
 
-__all__ = ["GANTrainer", "make_dataset"]
+__all__ = ["GANTrainer", "TranslationTrainer", "make_dataset"]
 
 
 class BothOptimizers:
@@ -44,15 +44,7 @@ class GANTrainer:
 
     def train_step(self, state, data):
         real, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels: conditional
-        groups = (self.trainable_variables, self.non_trainable_variables,
-                  self.optimizer.variables, self.metrics_variables)
-        mapping = [pair for variables, values in zip(groups, state)
-                   for pair in zip(variables, values)]
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            logs = self._adversarial_step(real, labels)
-            new_state = tuple([scope.get_current_value(v) for v in variables]
-                              for variables in groups)
-        return logs, new_state
+        return _stateless(self, state, lambda: self._adversarial_step(real, labels))
 
     def _adversarial_step(self, real, labels):
         batch_size = ops.shape(real)[0]
@@ -103,6 +95,56 @@ class GANTrainer:
     def squared_grad_norms(self, images, rest):
         """||grad_x D(x)||^2 per image at D's current weights."""
         return _squared_grad_norms(self.discriminator, *_state(self.discriminator), images, rest)
+
+
+class TranslationTrainer:
+    """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`
+    over the state `fit()` passes (as `GANTrainer` does), updating through `minimize`."""
+
+    def threaded_optimizer(self):
+        return BothOptimizers(self.d_optimizer, self.g_optimizer)
+
+    def train_step(self, state, data):
+        return _stateless(self, state, lambda: self.step(*data))
+
+    def minimize(self, optimizer, variables, loss_fn):
+        """Differentiates `loss_fn() -> (loss, aux)` with respect to `variables` and applies
+        the gradient with `optimizer`; returns `(loss, aux)`.
+
+        `loss_fn` runs in a `StatelessScope` over every variable of the model (the ones being
+        differentiated as traced arguments), so the variables it assigns (dropout and noise
+        seeds) are kept.
+        """
+        chosen = {id(v) for v in variables}
+        others = [v for v in self.variables if id(v) not in chosen]
+        current = [v.value for v in others]
+
+        def loss_with_state(values):
+            mapping = list(zip(variables, values)) + list(zip(others, current))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                loss, aux = loss_fn()
+            return loss, (aux, [scope.get_current_value(v) for v in others])
+
+        (loss, (aux, updated)), grads = jax.value_and_grad(loss_with_state, has_aux=True)(
+            [v.value for v in variables])
+        for variable, value in zip(others, updated):
+            variable.assign(value)
+        optimizer.apply(grads, variables)
+        return loss, jax.lax.stop_gradient(aux)
+
+
+def _stateless(model, state, step):
+    """Runs `step()` in a `StatelessScope` over the `(trainable, non_trainable, optimizer,
+    metrics)` values `fit()` passes; returns its logs and the new values."""
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              model.optimizer.variables, model.metrics_variables)
+    mapping = [pair for variables, values in zip(groups, state)
+               for pair in zip(variables, values)]
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        logs = step()
+        new_state = tuple([scope.get_current_value(v) for v in variables]
+                          for variables in groups)
+    return logs, new_state
 
 
 def _state(model):

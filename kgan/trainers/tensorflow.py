@@ -113,43 +113,61 @@ class GANTrainer:
         return ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape))))
 
 
+class TranslationTrainer:
+    """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`,
+    which updates through `minimize`."""
+
+    def train_step(self, data):
+        return self.step(*data)
+
+    def minimize(self, optimizer, variables, loss_fn):
+        """Runs `loss_fn() -> (loss, aux)` under a tape and applies the gradient of `loss` to
+        `variables` with `optimizer`; returns `(loss, aux)`."""
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss, aux
+
+
 def make_dataset(
-    x: np.ndarray,
+    arrays: tuple[np.ndarray, ...],
     batch_size: int,
     seed: int,
     steps_per_epoch: int,
     first_epoch: int,
     last_epoch: int,
     skip_steps: int = 0,
-    y: np.ndarray | None = None,
+    paired: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of `x` (with `y`: `(x, y)` pairs) for epochs `first_epoch` .. `last_epoch - 1`,
+    """Batches of `arrays` (one tuple per step) for epochs `first_epoch` .. `last_epoch - 1`,
     `steps_per_epoch` each.
 
     Each epoch's order is a stateless shuffle keyed by (seed, epoch), not a stateful
     `Dataset.shuffle`: a resumed run then sees exactly the batches an uninterrupted one would.
     `skip_steps` drops the batches of `first_epoch` that were trained before an interruption.
+    `paired` arrays share one order; otherwise each array after the first has its own, keyed
+    by (seed + index * 2**32, epoch).
     """
-    images = tf.constant(x)
-    labels = None if y is None else tf.constant(y, tf.int32)
-    n = len(x)
+    tensors = [tf.constant(array) for array in arrays]
+    sizes = [len(arrays[0] if paired else array) for array in arrays]
 
     def epoch_batches(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-        )
+        orders = [tf.random.experimental.stateless_shuffle(
+            tf.range(size), seed=tf.stack([tf.constant(seed + (k << 32), tf.int64), epoch]))
+            for k, size in enumerate(sizes[:1] if paired else sizes)]
         return (
-            tf.data.Dataset.from_tensor_slices(order)
+            tf.data.Dataset.zip(tuple(tf.data.Dataset.from_tensor_slices(o) for o in orders))
             .batch(batch_size, drop_remainder=True)
             .take(steps_per_epoch)
         )
+
+    def gather(*orders):
+        return tuple(tf.gather(t, orders[0 if paired else k]) for k, t in enumerate(tensors))
 
     return (
         tf.data.Dataset.range(first_epoch, last_epoch)
         .flat_map(epoch_batches)
         .skip(skip_steps)
-        .map(lambda idx: tf.gather(images, idx) if labels is None
-             else (tf.gather(images, idx), tf.gather(labels, idx)),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -16,7 +16,7 @@ from keras import ops
 
 from kgan.trainers.numpy_data import make_dataset
 
-__all__ = ["GANTrainer", "make_dataset"]
+__all__ = ["GANTrainer", "TranslationTrainer", "make_dataset"]
 
 
 class GANTrainer:
@@ -84,3 +84,21 @@ class GANTrainer:
         logits = self._discriminate([images, *rest] if rest else images)
         (grads,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
         return torch.sum(grads.float() ** 2, dim=tuple(range(1, grads.ndim)))
+
+
+class TranslationTrainer:
+    """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`,
+    which updates through `minimize`."""
+
+    def train_step(self, data):
+        return self.step(*(ops.convert_to_tensor(x) for x in data))
+
+    def minimize(self, optimizer, variables, loss_fn):
+        """Runs `loss_fn() -> (loss, aux)`, backpropagates `loss` and applies its gradient to
+        `variables` with `optimizer`; returns `(loss, aux)`, detached."""
+        self.zero_grad()  # also the gradients an earlier update left on other models
+        loss, aux = loss_fn()
+        loss.backward()
+        with torch.no_grad():
+            optimizer.apply([v.value.grad for v in variables], variables)
+        return loss.detach(), keras.tree.map_structure(lambda t: t.detach(), aux)

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import evaluate, export, runs, sample, show, train
+from cli import evaluate, export, runs, sample, show, train, translate
 
 app = typer.Typer(
     name="kgan",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("train")(train.train)
 app.command("sample")(sample.sample)
+app.command("translate")(translate.translate)
 app.command("export")(export.export)
 app.command("runs")(runs.runs)
 app.command("show")(show.show)

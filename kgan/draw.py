@@ -82,13 +82,20 @@ class ExportSource(Source):
 def from_run(run_dir: str | Path, best: bool = False, ema: bool = True) -> GANSource:
     """The generator of a run's latest (or `best`) checkpoint; with `ema`, its moving average
     where the run keeps one."""
-    gan, _ = checkpoint.load_gan(run_dir, best, ema=ema)
+    gan, config = checkpoint.load_gan(run_dir, best, ema=ema)
+    if config.translation:
+        raise KganError(f"{run_dir} is a {config.arch} run, which translates images: use "
+                        f"kgan translate {run_dir} INPUT --out DIR")
     return GANSource(gan)
 
 
 def from_export(model: str | Path) -> ExportSource:
     """An exported model: `saved_models/NAME` (its newest version) or `.../NAME/VERSION`."""
-    return ExportSource(export.resolve(model))
+    version_dir = export.resolve(model)
+    if "shapes" in export.metadata(version_dir):
+        raise KganError(f"{version_dir} translates images: use kgan translate {version_dir} "
+                        "INPUT --out DIR")
+    return ExportSource(version_dir)
 
 
 def draw(source: Source, n: int, seed: int, labels=None) -> np.ndarray:

@@ -30,7 +30,12 @@ from kgan.errors import KganError
 
 METADATA = "assets.extra/kgan.json"
 WARMUP = "assets.extra/tf_serving_warmup_requests"
-SIGNATURES = ("serving_default", "generate", "raw")
+SIGNATURES = ("serving_default", "generate", "raw", "generate_png")
+# Image to image: `serving_default` is the A -> B translation under another name.
+TRANSLATION_SIGNATURES = {
+    "pix2pix": ("serving_default", "translate", "raw", "translate_png"),
+    "cyclegan": ("serving_default", "a2b", "b2a", "raw", "b2a_raw", "a2b_png", "b2a_png"),
+}
 LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is claimed
 
 
@@ -57,6 +62,10 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         serving_default: `z` float32 [None, latent_dim] -> `images` uint8 [None, H, W, C].
         generate: `n` int32 scalar, `seed` int64 scalar -> `images` uint8; 1 <= n <= max_batch.
         raw: `z` float32 [None, latent_dim] -> `images` float32 in [-1, 1].
+        generate_png: `n`, `seed` as for generate -> `png_bytes` string [n], PNG files.
+
+    pix2pix and cyclegan runs get image-to-image signatures instead (see
+    `_write_translation_savedmodel`).
 
     A conditional run's signatures also take a `label`: int32 [None] beside `z`, and an int32
     scalar in `generate` whose default, -1, gives the classes in turn (0, 1, ...).
@@ -82,14 +91,23 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     try:
-        _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp, gan.num_classes)
-        _write_warmup(tmp / WARMUP, name, config.latent_dim, bool(gan.num_classes))
+        if config.translation:
+            shapes = _write_translation_savedmodel(gan, tmp)
+            warmup = {"images": np.zeros((1, *shapes["a2b"][0]), np.uint8)}
+            about = {"arch": config.arch, "shapes": shapes,
+                     "signatures": list(TRANSLATION_SIGNATURES[config.arch])}
+        else:
+            _write_savedmodel(gan.generator, config.latent_dim, max_batch, tmp, gan.num_classes)
+            warmup = {"z": np.zeros((1, config.latent_dim), np.float32)}
+            if gan.num_classes:
+                warmup["label"] = np.zeros((1,), np.int32)
+            about = {"latent_dim": config.latent_dim, "num_classes": gan.num_classes,
+                     "ema": bool(ema and config.ema), "max_batch": max_batch,
+                     "signatures": list(SIGNATURES)}
+        _write_warmup(tmp / WARMUP, name, warmup)
         metadata = {
-            "name": name, "latent_dim": config.latent_dim,
-            "num_classes": gan.num_classes, "ema": bool(ema and config.ema),
-            "image_shape": list(config.image_shape), "dataset": config.dataset,
-            "max_batch": max_batch, "signatures": list(SIGNATURES),
-            "step": gan.steps, "run_dir": str(run_dir.resolve()),
+            "name": name, **about, "image_shape": list(config.image_shape),
+            "dataset": config.dataset, "step": gan.steps, "run_dir": str(run_dir.resolve()),
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
@@ -172,6 +190,9 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
             input_signature=generate_spec)
         archive.add_endpoint("raw", lambda z: {"images": unconditional(z)},
                              input_signature=[z_spec])
+        archive.add_endpoint(
+            "generate_png", lambda n, seed: {"png_bytes": encode_png(to_uint8(
+                generate_images(checked_n(n), seed)))}, input_signature=generate_spec)
     else:
         def checked(labels):
             message = f"label must be in [0, {num_classes})"
@@ -197,6 +218,9 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                 labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
             return {"images": to_uint8(generate_images(n, seed, checked(labels)))}
 
+        def generate_png(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
+            return {"png_bytes": encode_png(generate(n, seed, label)["images"])}
+
         label_spec = tf.TensorSpec([None], tf.int32, name="label")
         archive.add_endpoint("serving_default",
                              lambda z, label: {"images": to_uint8(conditional(z, label))},
@@ -205,20 +229,89 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
             *generate_spec, tf.TensorSpec([], tf.int32, name="label")])
         archive.add_endpoint("raw", lambda z, label: {"images": conditional(z, label)},
                              input_signature=[z_spec, label_spec])
+        archive.add_endpoint("generate_png", generate_png, input_signature=[
+            *generate_spec, tf.TensorSpec([], tf.int32, name="label")])
     archive.write_out(str(path), verbose=False)
 
 
-def warmup_request(model_name: str, latent_dim: int, conditional: bool = False) -> bytes:
-    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with 1 z
-    (and label 0 for a conditional model).
+def _translation_signatures(generator, size: int, channels: int) -> dict:
+    """The uint8, float and PNG functions of one translation direction. Tensors of another
+    shape are refused with a message naming the model's; PNGs of another size are resized."""
+    def checked(images):
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.shape(images)[1:], [size, size, channels],
+                message=f"images: the model takes [N, {size}, {size}, {channels}] (height, width, "
+                "channels); received [height, width, channels] =")]):
+            return tf.identity(images)
+
+    def translated(images):
+        return to_uint8(generator(tf.cast(images, tf.float32) / 127.5 - 1.0, training=False))
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=channels, dtype=tf.uint8,
+                                   expand_animations=False)
+        image = tf.cond(tf.reduce_all(tf.shape(image)[:2] == size), lambda: image,
+                        lambda: to_uint8(tf.image.resize(tf.cast(image, tf.float32) / 127.5 - 1,
+                                                         [size, size], method="bicubic")))
+        return tf.ensure_shape(image, [size, size, channels])
+
+    def from_png(png_bytes):
+        images = tf.map_fn(decode, png_bytes, fn_output_signature=tf.TensorSpec(
+            [size, size, channels], tf.uint8))
+        return {"png_bytes": encode_png(translated(images))}
+
+    return {"uint8": lambda images: {"images": translated(checked(images))},
+            "float": lambda images: {"images": generator(checked(images), training=False)},
+            "png": from_png}
+
+
+def encode_png(images):
+    """uint8 [N, H, W, C] -> string [N]: one PNG file each."""
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
+
+
+def _write_translation_savedmodel(model, path: Path) -> dict:
+    """Writes a pix2pix or cyclegan model's signatures and returns their shapes,
+    `{direction: [input (H, W, C), output (H, W, C)]}`.
+
+    Per direction (pix2pix: `translate`; cyclegan: `a2b`, `b2a`; `serving_default` is the
+    first one), all `tensorflow/serving/predict`:
+        <direction>: `images` uint8 [None, H, W, C_in] -> `images` uint8 [None, H, W, C_out].
+        raw (b2a_raw): `images` float32 in [-1, 1] -> `images` float32 in [-1, 1].
+        <direction>_png: `png_bytes` string [None] (PNG or JPEG files; gray or color,
+            converted to C_in; another size is resized, bicubic) -> `png_bytes` string [None],
+            PNG files.
+    Tensors of another size or channels are refused with a message naming the model's shape.
+    """
+    archive = keras.export.ExportArchive()
+    names = ["translate"] if len(model.generators) == 1 else ["a2b", "b2a"]
+    shapes = {}
+    for name, generator in zip(names, model.generators):
+        archive.track(generator)
+        size, _, channels = generator.input.shape[1:]
+        shapes["a2b" if name == "translate" else name] = [[size, size, channels],
+                                                           list(generator.output.shape[1:])]
+        signatures = _translation_signatures(generator, size, channels)
+        uint8_spec = tf.TensorSpec([None, size, size, channels], tf.uint8, name="images")
+        for endpoint in [name] + (["serving_default"] if name != "b2a" else []):
+            archive.add_endpoint(endpoint, signatures["uint8"], input_signature=[uint8_spec])
+        archive.add_endpoint("raw" if name != "b2a" else "b2a_raw", signatures["float"],
+                             input_signature=[tf.TensorSpec([None, size, size, channels],
+                                                            tf.float32, name="images")])
+        archive.add_endpoint(f"{name}_png", signatures["png"], input_signature=[
+            tf.TensorSpec([None], tf.string, name="png_bytes")])
+    archive.write_out(str(path), verbose=False)
+    return shapes
+
+
+def warmup_request(model_name: str, inputs: dict[str, np.ndarray]) -> bytes:
+    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with
+    `inputs` (one z, and label 0 for a conditional model; one black image to translate).
 
     Encoded by hand (protobuf wire format) so exporting needs no tensorflow-serving-api:
     PredictionLog.predict_log(6) -> PredictLog.request(1) -> PredictRequest{model_spec(1):
     ModelSpec{name(1), signature_name(3)}, inputs(2): map<string, TensorProto>}.
     """
-    inputs = {"z": np.zeros((1, latent_dim), np.float32)}
-    if conditional:
-        inputs["label"] = np.zeros((1,), np.int32)
     spec = _field(1, model_name.encode()) + _field(3, b"serving_default")
     request = _field(1, spec) + b"".join(
         _field(2, _field(1, key.encode()) + _field(2, tf.make_tensor_proto(value)
@@ -241,10 +334,10 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _write_warmup(path: Path, model_name: str, latent_dim: int, conditional: bool) -> None:
+def _write_warmup(path: Path, model_name: str, inputs: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(warmup_request(model_name, latent_dim, conditional))
+        writer.write(warmup_request(model_name, inputs))
 
 
 def resolve(model: str | Path) -> Path:

@@ -39,20 +39,32 @@ def evaluate(
 ) -> None:
     """Measure a run (or an export) against real images; a run's result joins its metrics.jsonl."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    def on_train(path):
+        err.print(f"Training the evaluation classifier (once; cached at {path}) ...")
+
     with user_errors():
         positive_int("n", n)
+        translation = False
         if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)
+            translation = config.translation
         else:
             select_backend("tensorflow")
             run_dir = None
-        from kgan.evaluate import evaluate as evaluate_run  # loads Keras: after the backend
+        from kgan import evaluate as lib  # loads Keras: after the backend is chosen
 
-        result = evaluate_run(
-            run_dir, model, dataset, n, features, classifier, seed, real_split,
-            on_train=lambda path: err.print(f"Training the evaluation classifier (once; cached "
-                                            f"at {path}) ..."), ema=ema)
+        translation = translation or (model is not None and lib.is_translation_export(model))
+        if translation:
+            result = lib.evaluate_translation(run_dir, model, n, seed, on_train)
+        else:
+            result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
+                                  real_split, on_train=on_train, ema=ema)
+    if translation:
+        err.print(translation_table(result))
+        if as_json:
+            typer.echo(json.dumps(result))
+        return
     err.print(table(result))
     cov = result.get("coverage")
     if cov and (cov["missing_classes"] or cov["top_class_fraction"] > 0.5):
@@ -61,6 +73,29 @@ def evaluate(
                   "the samples")
     if as_json:
         typer.echo(json.dumps(result))
+
+
+TRANSLATION_ROWS = {  # key: (row name, format)
+    "l1": ("L1 (outputs vs targets)", ".4f"), "psnr": ("PSNR dB", ".2f"), "ssim": ("SSIM", ".4f"),
+    "input_l1": ("L1 of the input itself", ".4f"), "input_psnr": ("PSNR of the input itself",
+                                                                  ".2f"),
+    "input_ssim": ("SSIM of the input itself", ".4f"), "fid": ("FID (outputs vs targets)", ".3f"),
+    "cycle_l1": ("cycle error a->b->a (L1)", ".4f"),
+    "target_share": ("outputs classified as B's class", ".1%"),
+    "input_target_share": ("inputs classified as B's class", ".1%"),
+}
+
+
+def translation_table(result: dict):
+    protocol = result["protocol"]
+    out = Table(title=f"{protocol['n']} held-out images ({protocol['split']} split), FID in "
+                      f"{protocol['features']} features")
+    out.add_column("metric")
+    out.add_column("value", justify="right")
+    for key, (name, spec) in TRANSLATION_ROWS.items():
+        if key in result:
+            out.add_row(name, format(result[key], spec))
+    return out
 
 
 def table(result: dict):

@@ -33,14 +33,15 @@ def runs(
         return
     table = Table(title=f"Runs in {runs_dir}/")
     for column in ("name", "dataset", "arch", "loss", "backend", "epochs", "d_loss", "g_loss",
-                   "best FID", "status", "size"):
+                   "best FID", "last eval", "status", "size"):
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
     for s in summaries:
         style = STATUS_STYLE.get(s["status"], "")
         table.add_row(
             s["name"], _str(s["dataset"]), _str(s["arch"]), _str(s["loss"]), _str(s["backend"]),
             f"{s['epochs_done']}/{_str(s['epochs'])}", _num(s["d_loss"]), _num(s["g_loss"]),
-            _num(s["best_fid"]), f"[{style}]{s['status']}[/]" if style else s["status"],
+            _num(s["best_fid"]), _eval(s["last_eval"]),
+            f"[{style}]{s['status']}[/]" if style else s["status"],
             human_size(s["size_bytes"]))
     out = Console()
     if not out.is_terminal:  # a pipe or a file: no terminal width to fit, so do not truncate
@@ -58,6 +59,16 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TB"
+
+
+def _eval(metrics: dict | None) -> str:
+    """A translation run's last `kgan eval`, short: "L1 0.054 PSNR 19.2 SSIM 0.741"."""
+    if not metrics:
+        return "-"
+    names = {"l1": ("L1", ".3f"), "psnr": ("PSNR", ".1f"), "ssim": ("SSIM", ".3f"),
+             "cycle_l1": ("cycle", ".3f"), "target_share": ("to B", ".0%")}
+    return " ".join(f"{name} {metrics[key]:{spec}}" for key, (name, spec) in names.items()
+                    if key in metrics) or "-"
 
 
 def _str(value) -> str:

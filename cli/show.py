@@ -33,10 +33,14 @@ def show(
     out.print("\n[bold]config[/]")
     for key, value in json.loads((run_dir / runs.CONFIG).read_text()).items():
         out.print(f"  {key}: {json.dumps(value)}")
-    if records:
-        out.print("\n[bold]last metrics[/]")
-        for key, value in records[-1].items():
-            out.print(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
+    trained = [r for r in records if r.get("source") != "eval"]
+    evals = [r for r in records if r.get("source") == "eval"]
+    for title, shown in (("last metrics", trained), ("last evaluation (kgan eval)", evals)):
+        if shown:
+            out.print(f"\n[bold]{title}[/]")
+            for key, value in shown[-1].items():
+                out.print(f"  {key}: {value:.6g}" if isinstance(value, float)
+                          else f"  {key}: {json.dumps(value)}")
     out.print("\n[bold]files[/]")
     samples = sorted((run_dir / runs.SAMPLES).glob("*.png"))
     for path in (runs.CONFIG, runs.CHECKPOINT, runs.METRICS, runs.CURVES, runs.TENSORBOARD):

@@ -25,9 +25,9 @@ from filelock import FileLock
 from keras import layers
 
 from kgan import data as data_lib
-from kgan import draw, images, runs
+from kgan import draw, export, images, runs
 from kgan.checkpoint import load_gan
-from kgan.config import EVAL_FEATURES, one_of, positive_int, seed_value
+from kgan.config import EVAL_FEATURES, TrainConfig, one_of, positive_int, seed_value
 from kgan.errors import KganError, first_line
 from kgan.labels import labels_for
 
@@ -414,6 +414,102 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     ext = extractor(features, dataset, image_size, classifier_path, on_train)
     reference = Reference(ext, dataset, image_size, n, real_split, seed)
     result = {**record, **reference.compare(fake, labels)}
+    if run_dir is not None:
+        runs.append_metrics(Path(run_dir), result)
+    return result
+
+
+# Image to image ----------------------------------------------------------------------------------
+
+
+def paired_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict:
+    """Mean L1, PSNR (dB) and SSIM of uint8 `outputs` against uint8 `targets`, per image and
+    averaged, on the [0, 1] scale (L1 0.1: a tenth of the full range; scikit-image's PSNR and
+    SSIM, 7x7 windows)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # slow import
+
+    out, ref = outputs.astype(np.float64) / 255.0, targets.astype(np.float64) / 255.0
+    psnr = [peak_signal_noise_ratio(r, o, data_range=1.0) if np.any(r != o) else 100.0
+            for o, r in zip(out, ref)]  # identical images: capped instead of infinite
+    ssim = [structural_similarity(r, o, data_range=1.0, channel_axis=-1)
+            for o, r in zip(out, ref)]
+    return {"l1": float(np.mean(np.abs(out - ref))), "psnr": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssim))}
+
+
+def is_translation_export(model: str | Path) -> bool:
+    """Whether `model` (saved_models/NAME[/VERSION]) is a pix2pix or cyclegan export."""
+    return "shapes" in export.metadata(export.resolve(model))
+
+
+def _translation_features(dataset: str, image_size: int | None, on_train) -> Extractor:
+    """The feature space of translation FIDs: the Fashion-MNIST classifier for its demos,
+    InceptionV3 for any other data (its weights must be on the machine when offline)."""
+    if data_lib.is_demo(dataset):
+        return classifier("fashion_mnist", image_size, on_train=on_train)
+    return inception()
+
+
+def evaluate_translation(run_dir: str | Path | None = None, model: str | Path | None = None,
+                         n: int = 10000, seed: int = 0, on_train=None) -> dict:
+    """Measures a pix2pix or cyclegan run (or its export) on held-out images of its dataset
+    (the test split; the training images where there is none), uint8 as users see them.
+
+    Paired: L1, PSNR and SSIM of outputs against targets, the same for the input itself (a
+    translation should beat doing nothing) where channels match, and FID of outputs against
+    targets. Unpaired: FID of a->b outputs against B, the cycle error |a->b->a - a| (L1), and
+    for the Fashion-MNIST demo, the eval classifier's share of a->b outputs it puts in B's
+    class, next to that share for the inputs. A run's result joins its `metrics.jsonl`.
+    """
+    positive_int("n", n)
+    seed_value("seed", seed)
+    if (run_dir is None) == (model is None):
+        raise KganError("Evaluate one of: a run directory, an exported --model")
+    if model is not None:
+        source = draw.translator(model)
+        config = TrainConfig.from_dict(source.meta["training_config"])
+        record = {"model": str(source.version_dir)}
+    else:
+        source = draw.translator(run_dir)
+        config = runs.open_run(run_dir)[1]
+        step = source.model.steps
+        records, _ = runs.read_metrics(Path(run_dir))
+        epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)
+        record = {"epoch": epoch, "step": step, "source": "eval"}
+    paired = config.arch == "pix2pix"
+    split = "test"
+    try:
+        pairs = data_lib.load_pairs(config.dataset, config.image_size, split, paired)
+    except KganError:
+        split = "train"
+        pairs = data_lib.load_pairs(config.dataset, config.image_size, split, paired)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs.a))[:n]
+    a = pairs.a[order]
+    b = pairs.b[order] if paired else pairs.b[rng.permutation(len(pairs.b))[:n]]
+    ab = images.to_uint8(source.translate(a, "a2b"))
+    targets = images.to_uint8(b)
+    ext = _translation_features(config.dataset, config.image_size, on_train)
+    features = {"outputs": ext(to_float(ab)), "targets": ext(to_float(targets))}
+    result = {"fid": fid(features["outputs"][0], features["targets"][0])}
+    if paired:
+        result.update(paired_metrics(ab, targets))
+        if a.shape[-1] == b.shape[-1]:
+            result.update({f"input_{k}": v for k, v in
+                           paired_metrics(images.to_uint8(a), targets).items()})
+    else:
+        aba = images.to_uint8(source.translate(to_float(ab), "b2a"))
+        result["cycle_l1"] = float(np.mean(np.abs(aba.astype(np.float64)
+                                                  - images.to_uint8(a)) / 255.0))
+        if pairs.domains is not None:
+            target = pairs.domains[1]
+            result["target_share"] = float(np.mean(features["outputs"][1].argmax(1) == target))
+            result["input_target_share"] = float(np.mean(
+                ext(to_float(images.to_uint8(a)))[1].argmax(1) == target))
+    result["protocol"] = {"n": len(a), "n_targets": len(b), "split": split,
+                          "features": ext.name, "extractor": ext.info.get("path"),
+                          "scale": "L1 on [0, 1]; PSNR in dB", "seed": seed}
+    result = {**record, **result}
     if run_dir is not None:
         runs.append_metrics(Path(run_dir), result)
     return result

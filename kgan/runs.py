@@ -29,7 +29,8 @@ LOCK = ".lock"  # held by the process that trains the run
 _RUN_NAME = re.compile(r"^(\d{5})-")
 # Numbers in a metrics record, where present (a record with text there is damaged).
 NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_sec",
-                   "fid", "kid", "kid_std")
+                   "fid", "kid", "kid_std", "l1", "psnr", "ssim", "cycle_l1", "target_share")
+TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "cycle_l1", "target_share")  # of kgan eval
 
 
 def mode(directory: bool = False) -> int:
@@ -236,11 +237,14 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
                   "message": "; ".join(filter(None, (why, "no checkpoint")))}
     last = records[-1] if records else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
+    evals = [r for r in records if r.get("source") == "eval"]
     return {
         "name": run_dir.name, "path": str(run_dir), **settings,
         "epochs_done": last.get("epoch", 0), "step": last.get("step", 0),
         "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
-        "best_fid": min(fids) if fids else None, "status": status.get("status", "unknown"),
+        "best_fid": min(fids) if fids else None,
+        "last_eval": {k: evals[-1][k] for k in TRANSLATION_METRICS if k in evals[-1]}
+        if evals else None, "status": status.get("status", "unknown"),
         "status_message": status.get("message"), "size_bytes": disk_size(run_dir),
         "problems": problems + damaged,
     }

@@ -169,7 +169,7 @@ class Pix2Pix(Translator):
     """
 
     MODELS = ("generator", "discriminator")
-    LOGS = ("d_loss", "g_loss", "gan", "l1")
+    LOGS = ("d_loss", "g_loss", "gan_loss", "l1_loss")
 
     def __init__(self, generator, discriminator, l1=100.0, **kwargs):
         super().__init__(**kwargs)
@@ -191,7 +191,7 @@ class Pix2Pix(Translator):
         d_loss, _ = self.minimize(self.d_optimizer, self.d_variables, lambda: (
             self.loss_fn.d_loss(D(ops.concatenate([a, b], -1), training=True),
                                 D(ops.concatenate([a, fake], -1), training=True)), ()))
-        return self.logs(d_loss=d_loss, g_loss=g_loss, gan=gan, l1=l1)
+        return self.logs(d_loss=d_loss, g_loss=g_loss, gan_loss=gan, l1_loss=l1)
 
     def translate(self, images, direction="a2b"):
         """A -> B (`direction` must be a2b): float images in [-1, 1]."""
@@ -210,7 +210,7 @@ class CycleGAN(Translator):
     """
 
     MODELS = ("g_ab", "g_ba", "d_a", "d_b")
-    LOGS = ("d_loss", "g_loss", "gan", "cycle", "identity")
+    LOGS = ("d_loss", "g_loss", "gan_loss", "cycle_loss", "identity_loss")
 
     def __init__(self, g_ab, g_ba, d_a, d_b, cycle=10.0, identity=0.5, pool_size=50, **kwargs):
         super().__init__(**kwargs)
@@ -251,7 +251,8 @@ class CycleGAN(Translator):
             self.loss_fn.d_loss(self.d_a(a, training=True), self.d_a(fake_a, training=True))
             + self.loss_fn.d_loss(self.d_b(b, training=True), self.d_b(fake_b, training=True)),
             ()))
-        return self.logs(d_loss=d_loss, g_loss=g_loss, gan=gan, cycle=cycle, identity=identity)
+        return self.logs(d_loss=d_loss, g_loss=g_loss, gan_loss=gan, cycle_loss=cycle,
+                         identity_loss=identity)
 
     def from_pool(self, pool, count, fakes):
         """The history pool's answer to a batch of fakes, image by image: while the pool fills,

@@ -147,11 +147,6 @@ def coverage(probs) -> dict:
 # Feature extractors ----------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """Where trained classifiers are kept: `$KGAN_CACHE`, default `~/.cache/kgan`."""
-    return Path(os.environ.get("KGAN_CACHE", "~/.cache/kgan")).expanduser()
-
-
 class Extractor:
     """Maps images in [-1, 1] to features (and, for a classifier, class probabilities)."""
 
@@ -214,7 +209,8 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
         raise KganError(f"The classifier extractor needs class labels and {dataset} has none. "
                         "Use --features inception.")
     if path is None:
-        path = cache_dir() / "classifiers" / f"{classifier_key(dataset, train.image_shape)}.keras"
+        key = classifier_key(dataset, train.image_shape)
+        path = runs.cache_dir() / "classifiers" / f"{key}.keras"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Two evaluations at once: the second waits for the first one's classifier.
         with FileLock(path.with_suffix(".lock")):

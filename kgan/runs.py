@@ -33,6 +33,12 @@ NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "i
 TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "cycle_l1", "target_share")  # of kgan eval
 
 
+def cache_dir() -> Path:
+    """Where kgan keeps what it can rebuild (evaluation classifiers, JAX's compiled steps):
+    `$KGAN_CACHE`, default `~/.cache/kgan`."""
+    return Path(os.environ.get("KGAN_CACHE", "~/.cache/kgan")).expanduser()
+
+
 def mode(directory: bool = False) -> int:
     """The permissions a new file (or folder) gets under this process's umask."""
     umask = os.umask(0)
@@ -235,7 +241,8 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         why = status.get("message") if status.get("status") == "failed" else None
         status = {"status": "failed",  # nothing to resume from
                   "message": "; ".join(filter(None, (why, "no checkpoint")))}
-    last = records[-1] if records else {}
+    trained = [r for r in records if r.get("source") != "eval"]
+    last = trained[-1] if trained else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
     evals = [r for r in records if r.get("source") == "eval"]
     return {

@@ -147,14 +147,25 @@ class Translator(TranslationTrainer, keras.Model):
                 **{key: keras.saving.serialize_keras_object(getattr(self, key))
                    for key in self.MODELS}}
 
+    @property
+    def dropout_seeds(self) -> list:
+        """The state of each Dropout layer's own SeedGenerator (pix2pix's U-Net): a Keras
+        checkpoint leaves it out, and a resumed run would draw its first masks again."""
+        return [layer.seed_generator.state for model in self.generators
+                for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+
     def save_own_variables(self, store):
         super().save_own_variables(store)
         store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
+        for i, state in enumerate(self.dropout_seeds):
+            store[f"dropout_seed_{i}"] = ops.convert_to_numpy(state)
 
     def load_own_variables(self, store):
         for i, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
             variable.assign(store[str(i)])
         self.seed_generator.state.assign(store[SEED_STATE_KEY])
+        for i, state in enumerate(self.dropout_seeds):
+            state.assign(store[f"dropout_seed_{i}"])
 
 
 @keras.saving.register_keras_serializable(package="kgan")

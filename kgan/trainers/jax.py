@@ -17,9 +17,18 @@ import jax.numpy as jnp
 import keras
 from keras import ops
 
+from kgan.runs import cache_dir
 from kgan.trainers.numpy_data import make_dataset
 
 __all__ = ["GANTrainer", "TranslationTrainer", "make_dataset"]
+
+# XLA took 13.5 s to compile CycleGAN's step on the 2-core CI machine, and a resumed run compiles
+# the same program again: JAX's persistent cache keeps compiled steps (unless the user chose a
+# cache of their own).
+if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+    # Also the many small programs (weight initializers: 64 of them took 20 s for a U-Net).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 class BothOptimizers:
@@ -105,7 +114,8 @@ class TranslationTrainer:
         return BothOptimizers(self.d_optimizer, self.g_optimizer)
 
     def train_step(self, state, data):
-        return _stateless(self, state, lambda: self.step(*data))
+        a, b, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return _stateless(self, state, lambda: self.step(a, b))
 
     def minimize(self, optimizer, variables, loss_fn):
         """Differentiates `loss_fn() -> (loss, aux)` with respect to `variables` and applies

@@ -118,7 +118,8 @@ class TranslationTrainer:
     which updates through `minimize`."""
 
     def train_step(self, data):
-        return self.step(*data)
+        a, b, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.step(a, b)
 
     def minimize(self, optimizer, variables, loss_fn):
         """Runs `loss_fn() -> (loss, aux)` under a tape and applies the gradient of `loss` to

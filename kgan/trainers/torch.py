@@ -91,7 +91,8 @@ class TranslationTrainer:
     which updates through `minimize`."""
 
     def train_step(self, data):
-        return self.step(*(ops.convert_to_tensor(x) for x in data))
+        a, b, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.step(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
 
     def minimize(self, optimizer, variables, loss_fn):
         """Runs `loss_fn() -> (loss, aux)`, backpropagates `loss` and applies its gradient to

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import checkpoint, data, export, images
+from kgan import checkpoint, data, export, images, runs
 from kgan.config import positive_int
 from kgan.errors import KganError, first_line
 from kgan.labels import labels_for
@@ -229,11 +229,11 @@ def translator(run_or_export: str | Path) -> TranslatorSource:
     `saved_models/NAME[/VERSION]`)."""
     path = Path(run_or_export)
     if (path / "config.json").is_file():
-        model, config = checkpoint.load_gan(path)
+        _, config = runs.open_run(path)
         if not config.translation:
             raise KganError(f"{path} is a {config.arch} run, which generates from noise: "
                             "translate needs a pix2pix or cyclegan run (use kgan sample)")
-        return TranslatorSource(model)
+        return TranslatorSource(checkpoint.load_gan(path)[0])
     source = ExportTranslator(export.resolve(path))
     if "shapes" not in source.meta:
         raise KganError(f"{source.version_dir} is the export of a noise-to-image GAN: translate "

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from conftest import kgan
 
-from kgan import draw, export, images
-from kgan import training as lib
+from kgan import export, images
 from kgan.checkpoint import build_gan, load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
@@ -74,11 +73,13 @@ _, b = state(resumed)
 out = {"variables": len(a), "differ": [i for i, (x, y) in enumerate(zip(a, b))
                                        if x.shape != y.shape or not np.array_equal(x, y)],
        "logs": [json.loads(line) for line in open(whole / runs.METRICS)],
-       "pools": [int(count.numpy() if hasattr(count, "numpy") else count)
-                 for _, count in getattr(model, "pools", [])]}
+       "pools": [int(keras.ops.convert_to_numpy(count)) for _, count in getattr(model, "pools",
+                                                                                  [])],
+       "run": str(whole)}
 held_out = np.load(npz)
-inputs = {"a2b": held_out["x_a_test"][..., None] / 127.5 - 1.0, "b2a": held_out["x_b_test"] / 127.5 - 1.0}
-for direction, generator in zip(("a2b", "b2a"), model.generators):
+inputs = {"a2b": held_out["x_a_test"][..., None] / 127.5 - 1.0,
+          "b2a": held_out["x_b_test"] / 127.5 - 1.0}
+for direction, _ in zip(("a2b", "b2a"), model.generators):
     y = keras.ops.convert_to_numpy(model.translate(inputs[direction].astype("float32"), direction))
     out[direction] = [list(y.shape), float(y.min()), float(y.max())]
 print(json.dumps(out))
@@ -96,11 +97,22 @@ def run_resume(backend, on_backend, toy, tmp_path, arch):
     return json.loads(out.getvalue())
 
 
+ARCHS = ("pix2pix", "cyclegan")
+
+
+@pytest.fixture(scope="module")
+def tf_runs(toy, tmp_path_factory):
+    """The TensorFlow runs of `RESUME` (also exported and translated by the tests below)."""
+    return {arch: run_resume("tensorflow", None, toy, tmp_path_factory.mktemp(arch), arch)
+            for arch in ARCHS}
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-@pytest.mark.parametrize("arch", ["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("arch", ARCHS)
 def test_every_backend_trains_and_resumes_bit_identically(backend, arch, on_backend, toy,
-                                                          tmp_path):
-    out = run_resume(backend, on_backend, toy, tmp_path, arch)
+                                                          tmp_path, request):
+    out = (request.getfixturevalue("tf_runs")[arch] if backend == "tensorflow"
+           else run_resume(backend, on_backend, toy, tmp_path, arch))
     assert out["variables"] > 40 and out["differ"] == []  # weights, Adam, seeds, pools
     keys = {"pix2pix": {"gan_loss", "l1_loss"}, "cyclegan": {"gan_loss", "cycle_loss",
                                                              "identity_loss"}}[arch]
@@ -112,3 +124,251 @@ def test_every_backend_trains_and_resumes_bit_identically(backend, arch, on_back
     if arch == "cyclegan":
         assert out["b2a"][0] == [4, 8, 8, 1] and -1 <= out["b2a"][1] < out["b2a"][2] <= 1
         assert out["pools"] == [3, 3]  # both pools full (and their contents compared above)
+
+
+def test_the_history_pool_answers_like_the_paper():
+    """Filling: each fake is stored and returned. Full: every answer is the fake or an image
+    the pool held, and what it returned from the pool is replaced by that step's fake."""
+    config = TrainConfig(arch="cyclegan", image_shape=(4, 4, 1), target_channels=1,
+                         base_filters=2, pool_size=4, seed=1)
+    model = build_gan(config)
+    pool, count = model.pools[0]
+    fakes = [np.full((3, 4, 4, 1), float(i + 1), np.float32) for i in range(8)]
+    np.testing.assert_array_equal(model.from_pool(pool, count, fakes[0]), fakes[0])
+    assert int(count.numpy()) == 3
+    held = set(pool.numpy()[:, 0, 0, 0]) - {0.0}
+    assert held == {1.0}
+    swapped = 0
+    for fake in fakes[1:]:
+        before = set(pool.numpy()[:, 0, 0, 0])
+        answer = model.from_pool(pool, count, fake).numpy()[:, 0, 0, 0]
+        assert all(v == fake[0, 0, 0, 0] or v in before for v in answer)
+        swapped += int(np.sum(answer != fake[0, 0, 0, 0]))
+    assert int(count.numpy()) == 4 and 3 < swapped < 18  # about half of 21 answers once full
+
+
+# The exports of both toy runs, called in a fresh interpreter where Keras and kgan cannot be
+# imported: TensorFlow alone, as TF Serving. PNG requests go through the README's example
+# client, decoded the way TF Serving's REST API maps `{"b64": ...}` onto a string tensor.
+TF_ONLY = r"""
+import json, sys
+sys.modules["keras"] = sys.modules["kgan"] = None
+sys.path.insert(0, "examples")
+import numpy as np
+import tensorflow as tf
+import png_client
+
+out = {}
+for arch, path in json.loads(sys.argv[1]).items():
+    model = tf.saved_model.load(path)
+    meta = json.load(open(path + "/assets.extra/kgan.json"))
+    for direction, (shape, _) in meta["shapes"].items():
+        name = "translate" if arch == "pix2pix" else direction
+        images = np.random.default_rng(5).integers(0, 256, (5, *shape), dtype=np.uint8)
+        out[f"{arch}/{direction}/in"] = images
+        out[f"{arch}/{direction}/uint8"] = model.signatures[name](images=images)["images"].numpy()
+        raw = "raw" if direction == "a2b" else "b2a_raw"
+        out[f"{arch}/{direction}/raw"] = model.signatures[raw](
+            images=tf.constant(images / 127.5 - 1, tf.float32))["images"].numpy()
+        body = png_client.rest_body(f"{name}_png", [tf.io.encode_png(i).numpy() for i in images])
+        sig = model.signatures[body["signature_name"]]
+        answer = sig(png_bytes=tf.constant([png_client.base64.b64decode(i["b64"])
+                                            for i in body["instances"]]))["png_bytes"].numpy()
+        response = {"predictions": [{"b64": png_client.base64.b64encode(a).decode()}
+                                    for a in answer]}
+        out[f"{arch}/{direction}/png"] = np.stack([tf.io.decode_png(p).numpy()
+                                                   for p in png_client.rest_pngs(response)])
+        bigger = tf.io.encode_png(np.zeros((shape[0] * 2, shape[0] * 2, 3), np.uint8))
+        out[f"{arch}/{direction}/png_resized"] = tf.io.decode_png(
+            sig(png_bytes=tf.constant([bigger.numpy()]))["png_bytes"][0]).numpy()
+    out["signatures/" + arch] = np.array(sorted(model.signatures))
+    if arch == "pix2pix":
+        try:
+            model.signatures["translate"](images=tf.zeros((1, 12, 12, 1), tf.uint8))
+            out["error"] = np.array("")
+        except tf.errors.InvalidArgumentError as e:
+            out["error"] = np.array(e.message)
+np.savez(sys.argv[2], **out)
+"""
+
+
+@pytest.fixture(scope="module")
+def exports(tf_runs, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved")
+    return {arch: export.export(tf_runs[arch]["run"], base) for arch in ARCHS}
+
+
+def test_exports_answer_like_the_run_in_tensorflow_alone(tf_runs, exports, tmp_path):
+    paths = json.dumps({arch: str(path) for arch, path in exports.items()})
+    subprocess.run([sys.executable, "-c", TF_ONLY, paths, str(tmp_path / "out.npz")],
+                   check=True, cwd=ROOT)
+    out = np.load(tmp_path / "out.npz")
+    assert list(out["signatures/pix2pix"]) == ["raw", "serving_default", "translate",
+                                               "translate_png"]
+    assert list(out["signatures/cyclegan"]) == ["a2b", "a2b_png", "b2a", "b2a_png", "b2a_raw",
+                                                "raw", "serving_default"]
+    assert "images: the model takes [N, 8, 8, 1] (height, width, channels)" in str(out["error"])
+    for arch in ARCHS:
+        model, _ = load_gan(tf_runs[arch]["run"])
+        for direction in (("a2b",) if arch == "pix2pix" else ("a2b", "b2a")):
+            inputs = out[f"{arch}/{direction}/in"]
+            expected = keras.ops.convert_to_numpy(model.translate(
+                inputs.astype(np.float32) / 127.5 - 1, direction))
+            np.testing.assert_allclose(out[f"{arch}/{direction}/raw"], expected, atol=1e-5)
+            uint8 = out[f"{arch}/{direction}/uint8"]
+            assert uint8.dtype == np.uint8 and uint8.shape == expected.shape
+            assert np.abs(uint8.astype(int) - images.to_uint8(expected)).max() <= 1
+            np.testing.assert_array_equal(out[f"{arch}/{direction}/png"], uint8)
+            assert out[f"{arch}/{direction}/png_resized"].shape == expected.shape[1:]
+    meta = export.metadata(exports["cyclegan"])
+    assert meta["shapes"] == {"a2b": [[8, 8, 1], [8, 8, 3]], "b2a": [[8, 8, 3], [8, 8, 1]]}
+    assert meta["arch"] == "cyclegan" and meta["step"] == 4
+
+
+def test_grpc_png_request_and_warmup(exports):
+    import importlib.util
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    spec = importlib.util.spec_from_file_location("png_client", ROOT / "examples/png_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    path = exports["pix2pix"]
+    png = tf.io.encode_png(np.full((8, 8, 1), 200, np.uint8)).numpy()
+    request = client.grpc_request("pix2pix-pairs", "translate_png", [png, png])
+    model = tf.saved_model.load(str(path))
+    answer = model.signatures[request.model_spec.signature_name](
+        png_bytes=tf.constant(tf.make_ndarray(request.inputs["png_bytes"])))["png_bytes"]
+    response = predict_pb2.PredictResponse()
+    response.outputs["png_bytes"].CopyFrom(tf.make_tensor_proto(answer))
+    pngs = client.grpc_pngs(response)
+    assert len(pngs) == 2 and tf.io.decode_png(pngs[0]).shape == (8, 8, 3)
+
+    records = list(tf.data.TFRecordDataset(str(path / export.WARMUP)))
+    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+    assert log.predict_log.request.model_spec.signature_name == "serving_default"
+    assert tf.make_ndarray(log.predict_log.request.inputs["images"]).shape == (1, 8, 8, 1)
+
+
+def save_png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_translate_writes_pngs_with_the_inputs_names(tf_runs, exports, tmp_path):
+    rng = np.random.default_rng(2)
+    inputs = tmp_path / "in"
+    save_png(inputs / "x.png", rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    save_png(inputs / "deep" / "y.png", rng.integers(0, 256, (16, 16, 4), dtype=np.uint8))
+    save_png(inputs / "z.jpg", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    (inputs / "notes.txt").write_text("not an image")
+    run = tf_runs["cyclegan"]["run"]
+    done = kgan("translate", run, inputs, "--out", tmp_path / "a")
+    assert done.exit_code == 0, done.output
+    names = ["deep/y.png", "x.png", "z.png"]
+    assert done.stdout.splitlines() == [str(tmp_path / "a" / n) for n in names]
+    from PIL import Image
+
+    for name in names:  # gray in, RGB out; the 16x16 RGBA input resized and made gray
+        assert np.asarray(Image.open(tmp_path / "a" / name)).shape == (8, 8, 3)
+    back = kgan("translate", exports["cyclegan"].parent, tmp_path / "a" / "x.png",
+                "--out", tmp_path / "b", "--direction", "b2a")
+    assert back.exit_code == 0 and back.stdout == f"{tmp_path / 'b' / 'x.png'}\n"
+    assert np.asarray(Image.open(tmp_path / "b" / "x.png")).shape == (8, 8)
+
+    # The run and its export translate the same file the same way (within 1).
+    for source, out in ((run, "r"), (exports["cyclegan"], "e")):
+        assert kgan("translate", source, inputs / "x.png", "--out", tmp_path / out).exit_code == 0
+    r, e = (np.asarray(Image.open(tmp_path / d / "x.png"), dtype=int) for d in ("r", "e"))
+    assert np.abs(r - e).max() <= 1
+
+
+def test_translate_and_sample_refuse_what_they_cannot_do(tf_runs, exports, tmp_path):
+    run = tf_runs["pix2pix"]["run"]
+    save_png(tmp_path / "x.png", np.zeros((8, 8), np.uint8))
+    cases = [
+        (["translate", run, tmp_path / "x.png", "--out", tmp_path / "o", "--direction", "b2a"],
+         "Error: Unknown direction 'b2a' for this model. Valid directions: a2b. Received: "
+         "direction=b2a\n"),
+        (["translate", run, tmp_path / "x.png", "--out", tmp_path / "o", "--direction", "up"],
+         "Error: Unknown direction 'up'. Valid values: a2b, b2a. Received: direction=up\n"),
+        (["translate", run, tmp_path / "missing", "--out", tmp_path / "o"],
+         f"Error: No such image or folder: {tmp_path}/missing\n"),
+        (["translate", run, tmp_path / "empty", "--out", tmp_path / "o"],
+         f"Error: No .png/.jpg images found in {tmp_path}/empty\n"),
+        (["translate", tmp_path, tmp_path / "x.png", "--out", tmp_path / "o"],
+         f"Error: No exported model in {tmp_path} (expected {tmp_path}/<version>/"
+         "saved_model.pb)\n"),
+        (["sample", run], f"Error: {run} is a pix2pix run, which translates images: use kgan "
+         f"translate {run} INPUT --out DIR\n"),
+        (["sample", "--model", exports["pix2pix"]], f"Error: {exports['pix2pix']} translates "
+         f"images: use kgan translate {exports['pix2pix']} INPUT --out DIR\n"),
+    ]
+    (tmp_path / "empty").mkdir()
+    for args, message in cases:
+        done = kgan(*args)
+        assert (done.exit_code, done.stderr) == (1, message)
+    (tmp_path / "x.txt").write_text("text")
+    done = kgan("translate", run, tmp_path / "x.txt", "--out", tmp_path / "o")
+    assert done.stderr == f"Error: {tmp_path}/x.txt is not a .png or .jpg image\n"
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    done = kgan("translate", run, tmp_path / "bad.png", "--out", tmp_path / "o")
+    assert done.exit_code == 1 and done.stderr.startswith(f"Error: Cannot read image "
+                                                          f"{tmp_path}/bad.png: ")
+    assert not (tmp_path / "o").exists()
+
+    gan_run = tmp_path / "runs" / "00000-mlp-x"
+    gan_run.mkdir(parents=True)
+    (gan_run / "config.json").write_text(TrainConfig(image_shape=(8, 8, 1)).to_json())
+    done = kgan("translate", gan_run, tmp_path / "x.png", "--out", tmp_path / "o")
+    assert done.stderr == (f"Error: {gan_run} is a mlp run, which generates from noise: "
+                           "translate needs a pix2pix or cyclegan run (use kgan sample)\n")
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--loss", "wgan-gp"], "--loss wgan-gp does not apply to --arch {arch}: its gradient "
+     "penalty is for noise-to-image GANs; use bce, minimax, lsgan or hinge. Received: "
+     "loss=wgan-gp"),
+    (["--conditional"], "--conditional does not apply to --arch {arch} (image-to-image runs "
+     "take no class labels). Received: conditional=True"),
+    (["--ema", "0.99"], "--ema does not apply to --arch {arch} (image-to-image runs keep no "
+     "moving average). Received: ema=0.99"),
+    (["--image-size", "30"], "`image_size` must be divisible by 4 for --arch {arch} (for "
+     "example 28, 32 or 256). Received: image_size=30"),
+    (["--strategy", "mirrored"], "--arch {arch} trains on one device. Received: "
+     "strategy=mirrored"),
+    (["--decay-epochs", "5", "--epochs", "2"], "`decay_epochs` must be at most --epochs (2). "
+     "Received: decay_epochs=5"),
+])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_train_refuses_settings_translation_has_not(arch, option, message, toy, tmp_path):
+    done = kgan("train", "--arch", arch, "--dataset", toy, "--runs-dir", tmp_path, *option)
+    assert (done.exit_code, done.stderr) == (1, f"Error: {message.format(arch=arch)}\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_refuses_data_the_family_cannot_use(toy, tmp_path):
+    done = kgan("train", "--arch", "cyclegan", "--dataset", toy, "--runs-dir", tmp_path)
+    assert done.stderr == (f"Error: --identity needs A and B with the same channels; {toy} has "
+                           "1 and 3. Use --identity 0. Received: identity=0.5\n")
+    done = kgan("train", "--arch", "pix2pix", "--dataset", "fashion_mnist:sandals2sneakers",
+                "--runs-dir", tmp_path)
+    assert done.stderr == ("Error: Dataset fashion_mnist:sandals2sneakers is unpaired (--arch "
+                           "cyclegan)\n")
+    done = kgan("train", "--arch", "pix2pix", "--dataset", toy, "--batch-size", "30",
+                "--runs-dir", tmp_path)
+    assert done.stderr == ("Error: The dataset has 24 images a side, fewer than one batch. Use "
+                           "a smaller --batch-size. Received: batch_size=30\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_family_defaults_are_the_papers():
+    assert (TrainConfig(arch="pix2pix").batch_size, TrainConfig(arch="pix2pix").loss) == (1, "bce")
+    assert (TrainConfig(arch="cyclegan").batch_size, TrainConfig(arch="cyclegan").loss) == (
+        1, "lsgan")
+    assert (TrainConfig().batch_size, TrainConfig().loss) == (64, "bce")
+    with pytest.raises(KganError, match="--r1 does not apply to --arch pix2pix"):
+        TrainConfig(arch="pix2pix", r1=1.0).validate()

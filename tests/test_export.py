@@ -42,6 +42,9 @@ for name in ("serving_default", "raw"):
                                                str(sig.structured_outputs)]))
 out["generate"] = model.signatures["generate"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
     "images"].numpy()
+pngs = model.signatures["generate_png"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
+    "png_bytes"].numpy()
+out["generate_png"] = np.stack([tf.io.decode_png(png).numpy() for png in pngs])
 for n in (0, 2000):
     try:
         model.signatures["generate"](n=tf.constant(n), seed=tf.constant(1, tf.int64))
@@ -109,6 +112,8 @@ def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
     assert out["generate"].shape == (5, 8, 8, 3) and out["generate"].dtype == np.uint8
     assert np.abs(out["generate"].astype(int)
                   - np.clip(np.round((keras_generated + 1) * 127.5), 0, 255)).max() <= 1
+    # generate_png: the same images as PNG files (for REST clients: {"b64": ...}).
+    np.testing.assert_array_equal(out["generate_png"], out["generate"])
     assert "n must be at least 1" in str(out["error_0"])
     assert "n must be at most 1024" in str(out["error_2000"])
 
@@ -128,9 +133,11 @@ def test_saved_model_cli_show_and_run(trained, tmp_path):
     _, path = trained
     show = subprocess.run([str(SAVED_MODEL_CLI), "show", "--dir", str(path), "--all"],
                           capture_output=True, text=True, check=True).stdout
-    for name in ("serving_default", "generate", "raw"):
+    for name in ("serving_default", "generate", "raw", "generate_png"):
         assert f"signature_def['{name}']:" in show
-    assert show.count("Method name is: tensorflow/serving/predict") == 3
+    assert show.count("Method name is: tensorflow/serving/predict") == 4
+    assert "outputs['png_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" \
+        in show
     assert "inputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 100)" in show
     assert "inputs['n'] tensor_info:\n        dtype: DT_INT32\n        shape: ()" in show
     assert "inputs['seed'] tensor_info:\n        dtype: DT_INT64\n        shape: ()" in show

@@ -163,7 +163,10 @@ def make_dataset(
         )
 
     def gather(*orders):
-        return tuple(tf.gather(t, orders[0 if paired else k]) for k, t in enumerate(tensors))
+        batch = tuple(tf.gather(t, orders[0 if paired else k]) for k, t in enumerate(tensors))
+        # Images alone as a tensor, not a 1-tuple: MultiWorkerMirroredStrategy's distributed
+        # iterator hands a 1-tuple to the step as a PerReplica it cannot convert.
+        return batch[0] if len(batch) == 1 else batch
 
     return (
         tf.data.Dataset.range(first_epoch, last_epoch)

@@ -70,7 +70,8 @@ def bad_inputs(tmp_path, toy_npz):
         (["--dataset", toy_npz, "--batch-size", -4],
          "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
         (["--dataset", toy_npz, "--arch", "resnet"],
-         "Error: Unknown arch 'resnet'. Valid values: mlp, dcgan, pix2pix, cyclegan. Received: arch=resnet"),
+         "Error: Unknown arch 'resnet'. Valid values: mlp, dcgan, pix2pix, cyclegan. "
+         "Received: arch=resnet"),
         (["--dataset", toy_npz, "--backend", "mxnet"],
          "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
          "Received: backend=mxnet"),

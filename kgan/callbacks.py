@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from kgan import checkpoint, draw, evaluate, images, plots, runs, tensorboard
+from kgan import checkpoint, draw, evaluate, health, images, plots, runs, tensorboard
 
 WATCHED = ("d_loss", "g_loss")
 
@@ -87,7 +87,8 @@ class MetricsLog(_RunCallback):
             return
         seconds = time.perf_counter() - self.start
         record = {"epoch": epoch + 1, "step": self.model.steps}
-        record.update({k: float(v) for k, v in (logs or {}).items()})
+        # Numbers only: `health` in the logs is the watchdog's line for the progress bar.
+        record.update({k: float(v) for k, v in (logs or {}).items() if not isinstance(v, str)})
         record["seconds"] = round(seconds, 3)
         record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
         for extra in self.extras:
@@ -180,6 +181,47 @@ class Evaluation(_RunCallback):
             checkpoint.save(self.model, self.run_dir, runs.BEST)
 
 
+class Watchdog(_RunCallback):
+    """Judges each epoch's health (`kgan.health`) before it is logged or saved.
+
+    It draws 64 images from fixed noise with the raw generator (the one training) for their
+    diversity, checks every weight for NaN or inf, and reads the epoch's losses, r_t and (with
+    `--eval-every`) class coverage. The verdict joins the epoch's `metrics.jsonl` record
+    (`health`), `status.json` and TensorBoard, and `logs["health"]` carries its alarms to the
+    progress bar. A diverged or non-finite epoch is cut off like a NaN step: `guard.reason`
+    says why, nothing of it is logged or saved, and training stops for `--recover` to act.
+    """
+
+    def __init__(self, run_dir, guard, epochs, loss, samples: SampleGrid, evaluation=None):
+        super().__init__(run_dir, guard, 1, epochs)
+        self.loss, self.samples, self.evaluation = loss, samples, evaluation
+        self.last = None
+
+    def on_train_begin(self, logs=None):
+        # From the log on disk: a resumed or recovered run judges against the epochs it kept.
+        self.dog = health.Watchdog(self.loss, runs.read_metrics(self.run_dir)[0])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last = None
+        if not self.due(epoch):
+            return
+        fake = draw.GANSource(self.model).generate(self.samples.z, self.samples.labels)
+        weights = self.model.generator.weights + self.model.discriminator.weights
+        finite = health.weights_finite(keras.ops.convert_to_numpy(w) for w in weights)
+        seen = (self.evaluation.last if self.evaluation else None) or {}
+        verdict = self.dog.check(logs or {}, finite, health.diversity(fake),
+                                 seen.get("coverage_entropy"), seen.get("missing_classes"))
+        self.last = {"health": verdict}
+        if logs is not None:
+            logs["health"] = "; ".join(verdict["alarms"])
+        if verdict["status"] in health.RECOVERABLE:
+            self.guard.reason = f"{verdict['status'].replace('_', '-')}: " + "; ".join(
+                verdict["alarms"])
+            self.model.stop_training = True
+        else:
+            runs.write_status(self.run_dir, "running", health=verdict)
+
+
 class TensorBoardLog(_RunCallback):
     """TensorBoard event files in `tensorboard/`: each epoch's metrics and its sample grid."""
 
@@ -270,6 +312,8 @@ class RichProgress(keras.callbacks.Callback):
         if self.model.stop_training:  # an epoch cut short is not done
             return
         stats = self.progress.tasks[self.step_task].fields["stats"]
+        if (logs or {}).get("health"):  # the watchdog's alarms, until an epoch has none
+            stats = f"{stats}  [bold red]{logs['health']}[/]"
         self.progress.update(self.epoch_task, completed=epoch + 1, stats=stats)
         if not self.progress.console.is_terminal:  # logs and CI: one line per epoch, no bars
             self.progress.console.print(f"epoch {epoch + 1}/{self.params['epochs']}  {stats}")

@@ -214,6 +214,9 @@ class TrainConfig:
                                resumable=True)
     checkpoint_every: int = option(1, "Write a checkpoint every N epochs.", positive_int,
                                    resumable=True)
+    recover: int = option(2, "Times a run that diverges or goes NaN reloads its last good "
+                          "checkpoint, halves both learning rates and continues from fresh noise "
+                          "(0: stop at once).", non_negative_int, resumable=True)
     tensorboard: bool = option(True, "Write TensorBoard event files (view: tensorboard "
                                "--logdir runs).", flag, resumable=True,
                                flags=("--tensorboard/--no-tensorboard",), shown="on")

@@ -58,6 +58,8 @@ class GAN(GANTrainer, keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")  # mean D logit on real images
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")  # mean D logit on fakes
+        # E[sign(D(real))] (Karras et al. 2020): near 1, D calls every real image real.
+        self.r_t_tracker = keras.metrics.Mean(name="r_t")
         self.built = True  # both sub-models are Functional and already built
 
     def compile(self, d_optimizer, g_optimizer, loss="bce", d_steps=1, gp_weight=10.0, r1=0.0,
@@ -98,7 +100,8 @@ class GAN(GANTrainer, keras.Model):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker,
+                self.r_t_tracker]
 
     def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
         """Updates the trackers and returns the logs of one step (called by the trainers)."""
@@ -106,6 +109,7 @@ class GAN(GANTrainer, keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(real_logits))
         self.d_fake_tracker.update_state(ops.mean(fake_logits))
+        self.r_t_tracker.update_state(ops.mean(ops.sign(real_logits)))
         return {m.name: m.result() for m in self.metrics}
 
     def sample_noise(self, n, seed=None):

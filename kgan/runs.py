@@ -28,8 +28,9 @@ REPORT = "report.html"
 LOCK = ".lock"  # held by the process that trains the run
 _RUN_NAME = re.compile(r"^(\d{5})-")
 # Numbers in a metrics record, where present (a record with text there is damaged).
-NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "seconds", "images_per_sec",
-                   "fid", "kid", "kid_std", "l1", "psnr", "ssim", "cycle_l1", "target_share")
+NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "r_t", "seconds",
+                   "images_per_sec", "fid", "kid", "kid_std", "l1", "psnr", "ssim", "cycle_l1",
+                   "target_share")
 TRANSLATION_METRICS = ("l1", "psnr", "ssim", "fid", "cycle_l1", "target_share")  # of kgan eval
 
 
@@ -185,12 +186,18 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records if r["epoch"] <= last_epoch))
 
 
-def write_status(run_dir: Path, status: str, message: str | None = None) -> None:
-    """Records what the run is doing: running, finished, interrupted or failed."""
+def write_status(run_dir: Path, status: str, message: str | None = None,
+                 health: dict | None = None) -> None:
+    """Records what the run is doing: running, finished, interrupted or failed (and the
+    watchdog's last verdict, `health`, kept from the previous status when not given)."""
     record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if message:
         record["message"] = message
+    if health is None:
+        health = read_status(run_dir).get("health")
+    if isinstance(health, dict):
+        record["health"] = health
     with atomic_path(run_dir / STATUS) as tmp:
         tmp.write_text(json.dumps(record) + "\n")
 

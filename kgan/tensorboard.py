@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "images_per_sec", "fid", "kid")
+SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "r_t", "images_per_sec", "fid", "kid")
 
 
 class Writer:
@@ -24,6 +24,12 @@ class Writer:
             for key in SCALARS:
                 if record and isinstance(record.get(key), (int, float)):
                     tf.summary.scalar(key, record[key])
+            verdict = (record or {}).get("health")
+            if isinstance(verdict, dict):  # the watchdog's (kgan.health)
+                tf.summary.scalar("health/alarms", len(verdict["alarms"]))
+                if "diversity" in verdict:
+                    tf.summary.scalar("health/diversity", verdict["diversity"])
+                tf.summary.text("health", "; ".join(verdict["alarms"]) or "ok")
             if grid is not None:
                 tf.summary.image("samples", grid[None], max_outputs=1)
         self.writer.flush()

@@ -9,6 +9,8 @@ import signal
 import threading
 from pathlib import Path
 
+from keras import ops
+
 from kgan import callbacks as kcb
 from kgan import data as data_lib
 from kgan import distribute, evaluate, models, runs
@@ -161,14 +163,19 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     guard = kcb.StopGuard()
     evaluation = [kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs, reference,
                                  config.eval_n, config.seed)] if reference else []
-    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size, evaluation)
     if config.translation:
         samples = kcb.TranslationGrid(run_dir, guard, config.sample_every, config.epochs,
                                       *held_out(config, data))
+        watch = []  # the watchdog's signals (r_t, fixed-noise diversity) are noise GANs'
     else:
         samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
                                  config.latent_dim, config.seed, num_classes=gan.num_classes)
-    callbacks = [guard, *evaluation, metrics, samples,
+        watch = [kcb.Watchdog(run_dir, guard, config.epochs, config.loss, samples,
+                              evaluation[0] if evaluation else None)]
+    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size,
+                             [*evaluation, *watch])
+    # The watchdog judges an epoch before it is logged, drawn or saved.
+    callbacks = [guard, *evaluation, *watch, metrics, samples,
                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
     if config.curves:
         callbacks.append(kcb.Curves(run_dir, guard, config.epochs))
@@ -176,7 +183,7 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
         callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, metrics, samples))
     callbacks += extra_callbacks
 
-    def fit(first_epoch, last_epoch, skip):
+    def fit(gan, first_epoch, last_epoch, skip):
         dataset = make_dataset(_arrays(config, data), config.batch_size, config.seed,
                                steps_per_epoch, first_epoch, last_epoch, skip,
                                paired=config.arch != "cyclegan")
@@ -184,15 +191,26 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)
 
+    recoveries = sum(1 for r in runs.read_metrics(run_dir)[0] if r.get("source") == "recovery")
     runs.write_status(run_dir, "running")
     try:
         with _sigint_stops(guard):
-            if step:  # finish the epoch an interruption cut short, then the rest
-                fit(epoch, epoch + 1, step)
-                epoch += guard.reason is None
-            if not guard.requested and guard.reason is None and epoch < config.epochs:
-                fit(epoch, config.epochs, 0)
-        result = _outcome(gan, guard, run_dir, steps_per_epoch, config.epochs)
+            while True:
+                if step:  # finish the epoch an interruption cut short, then the rest
+                    fit(gan, epoch, epoch + 1, step)
+                    epoch += guard.reason is None
+                if not guard.requested and guard.reason is None and epoch < config.epochs:
+                    fit(gan, epoch, config.epochs, 0)
+                if (guard.requested or guard.reason in (None, "interrupted")
+                        or recoveries >= config.recover or not (run_dir / runs.CHECKPOINT).exists()
+                        or config.translation):
+                    break
+                recoveries += 1
+                gan = _recovered(config, run_dir, steps_per_epoch, guard.reason, recoveries)
+                guard.reason = None
+                epoch, step = divmod(gan.steps, steps_per_epoch)
+                runs.truncate_metrics(run_dir, epoch)
+        result = _outcome(gan, guard, run_dir, steps_per_epoch, config.epochs, recoveries)
     except KeyboardInterrupt:
         runs.write_status(run_dir, "interrupted", "stopped by a second Ctrl-C")
         raise
@@ -214,13 +232,41 @@ def held_out(config: TrainConfig, data: data_lib.Pairs, n: int = 8):
     return data.a[:n], data.b[:n], data.paired
 
 
+def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason: str,
+               recovery: int) -> GAN:
+    """The run's last good checkpoint with both learning rates halved and a fresh noise state
+    (a new seed for each recovery); the recovery is logged in `metrics.jsonl`.
+
+    Halved from the rates of the try that failed: the checkpoint's, or where the previous
+    recovery restarted from this same checkpoint, that recovery's (so a second try from one
+    checkpoint runs at a quarter of its rate)."""
+    gan, _ = load_gan(run_dir, distributed=True, config=config, steps_per_epoch=steps_per_epoch)
+    previous = [r for r in runs.read_metrics(run_dir)[0] if r.get("source") == "recovery"]
+    again = previous and previous[-1].get("step") == gan.steps
+    rates = {}
+    for name in ("d_optimizer", "g_optimizer"):
+        optimizer, key = getattr(gan, name), name.replace("optimizer", "lr")
+        optimizer.learning_rate = (previous[-1][key] if again else
+                                   float(optimizer.learning_rate)) / 2
+        rates[key] = float(optimizer.learning_rate)
+    gan.epoch_steps = steps_per_epoch
+    state = gan.seed_generator.state
+    state.assign(ops.cast([(config.seed + 7919 * recovery) % 2**31, 0], state.dtype))
+    runs.append_metrics(run_dir, {"epoch": gan.steps // steps_per_epoch, "step": gan.steps,
+                                  "source": "recovery", "recovery": recovery, "reason": reason,
+                                  **rates})
+    return gan
+
+
 def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
-             epochs: int) -> TrainResult:
+             epochs: int, recoveries: int = 0) -> TrainResult:
     steps = gan.steps
     if guard.reason not in (None, "interrupted"):
         kept = run_dir / runs.CHECKPOINT
         kept = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was kept"
-        raise KganError(f"Training stopped at step {steps}: {guard.reason}; {kept}. "
+        tried = (f" after {recoveries} recover{'y' if recoveries == 1 else 'ies'} at half the "
+                 "learning rate each" if recoveries else "")
+        raise KganError(f"Training stopped at step {steps}: {guard.reason}{tried}; {kept}. "
                         "Try a lower --lr or another --loss.")
     if guard.requested and steps < epochs * steps_per_epoch:  # Ctrl-C before the last step
         save(gan, run_dir)

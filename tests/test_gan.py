@@ -42,7 +42,8 @@ def test_learns_a_1d_gaussian():
     assert abs(before.mean() - 2.0) > 1.0  # it starts far from the target
     assert abs(after.mean() - 2.0) < 0.2
     assert abs(after.std() - 0.5) < 0.15
-    assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake", "r_t"}
+    assert all(-1 <= r_t <= 1 for r_t in history.history["r_t"])
     # D ends up near chance: real and fake logits close to each other.
     assert abs(history.history["d_real"][-1] - history.history["d_fake"][-1]) < 1.0
 

@@ -135,8 +135,9 @@ def test_a_second_ctrl_c_stops_at_once_and_says_what_was_kept(toy_npz, tmp_path)
 
 
 def test_nan_stops_and_keeps_the_last_good_checkpoint(toy_npz, tmp_path):
-    with pytest.raises(KganError) as e:
-        lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path, callbacks=[At(15, poison)])
+    with pytest.raises(KganError) as e:  # --recover 0: no second try (tests/test_health.py)
+        lib.train(toy_config(toy_npz, epochs=3, recover=0), runs_dir=tmp_path,
+                  callbacks=[At(15, poison)])
     run = tmp_path / "00000-mlp-toy"
     assert str(e.value).startswith("Training stopped at step 16: d_loss became nan; the last good "
                                    f"checkpoint is {run / 'checkpoints' / 'latest.keras'}.")

@@ -1,0 +1,150 @@
+"""The training watchdog: its verdicts on made-up epochs, and real runs that go wrong on purpose
+(NaN weights, a learning rate too large, a generator that draws one image)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import At, poison, toy_config
+
+from kgan import health, runs
+from kgan import training as lib
+from kgan.callbacks import RichProgress
+from kgan.checkpoint import load_gan
+from kgan.errors import KganError
+
+
+def epochs(*losses, **extra):
+    return [{"epoch": i + 1, "d_loss": d, "g_loss": g, **extra} for i, (d, g) in enumerate(losses)]
+
+
+def test_a_healthy_run_is_ok():
+    dog = health.Watchdog("bce", epochs((0.7, 1.2), (0.6, 1.4), (0.62, 1.3)))
+    verdict = dog.check({"d_loss": 0.55, "g_loss": 1.6, "r_t": 0.4}, True, 0.3)
+    assert verdict == {"status": "ok", "alarms": [], "r_t": 0.4, "diversity": 0.3}
+
+
+@pytest.mark.parametrize("record, finite, status, alarm", [
+    ({"d_loss": float("nan"), "g_loss": 1.0}, True, "non_finite", "d_loss is nan"),
+    ({"d_loss": 0.5, "g_loss": float("inf")}, True, "non_finite", "g_loss is inf"),
+    ({"d_loss": 0.5, "g_loss": 1.0}, False, "non_finite", "the weights hold NaN or inf"),
+    ({"d_loss": 0.5, "g_loss": 40.0}, True, "diverged",
+     "g_loss 40 is far outside its recent range [1.2, 1.4]"),
+    ({"d_loss": 0.5, "g_loss": 1.3, "r_t": 0.97}, True, "warning",
+     "D overfits: it calls 98% of real images real (r_t 0.97)"),
+])
+def test_each_alarm(record, finite, status, alarm):
+    dog = health.Watchdog("bce", epochs((0.7, 1.2), (0.6, 1.4), (0.62, 1.3)))
+    verdict = dog.check(record, finite)
+    assert (verdict["status"], verdict["alarms"]) == (status, [alarm])
+
+
+def test_d_winning_while_g_climbs_is_divergence_except_for_wgan():
+    history = epochs((0.04, 3.0), (0.02, 4.0))
+    record = {"d_loss": 0.01, "g_loss": 5.0}
+    verdict = health.Watchdog("bce", history).check(record)
+    assert verdict["status"] == "diverged"
+    assert verdict["alarms"] == ["D wins: d_loss below 0.05 for 3 epochs while g_loss climbed to 5"]
+    assert health.Watchdog("bce", history).check({"d_loss": 0.01, "g_loss": 3.5})["status"] == "ok"
+    assert health.Watchdog("wgan-gp", history).check(record)["status"] == "ok"
+
+
+def test_collapse_is_diversity_falling_or_classes_missing():
+    same = np.zeros((64, 8, 8, 1))
+    assert health.diversity(same) == 0.0
+    assert health.diversity(np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1))) > 0.5
+    dog = health.Watchdog("bce")
+    assert dog.check({"d_loss": 0.7, "g_loss": 1.0}, True, 0.4)["status"] == "ok"
+    verdict = dog.check({"d_loss": 0.7, "g_loss": 1.0}, True, 0.05)  # best 0.4 before
+    assert verdict["alarms"] == ["collapse: the fixed-noise images are nearly alike (diversity "
+                                 "0.050, best 0.400)"]
+    history = [{"epoch": 1, "d_loss": 0.7, "g_loss": 1.0, "coverage_entropy": 0.95}]
+    verdict = health.Watchdog("bce", history).check({"d_loss": 0.7, "g_loss": 1.0}, True, None,
+                                                    0.6, 2)
+    assert verdict["status"] == "warning" and verdict["alarms"] == [
+        "collapse: class coverage fell to 0.60 (best 0.95)",
+        "collapse: 2 classes never generated"]
+
+
+class Once(At):
+    """`At` that acts the first time only (a recovered run passes the same step again)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.action is not None and self.model.steps == self.step:
+            self.action(self.model)
+            self.action = None
+
+
+def test_a_nan_is_recovered_from_the_last_checkpoint_at_half_the_learning_rate(toy_npz, tmp_path):
+    result = lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
+                       callbacks=[Once(15, poison)])
+    assert (result.status, result.step) == ("finished", 36)
+    records, problems = runs.read_metrics(result.run_dir)
+    assert problems == []
+    (recovery,) = [r for r in records if r.get("source") == "recovery"]
+    assert recovery == {"epoch": 1, "step": 12, "source": "recovery", "recovery": 1,
+                        "reason": "d_loss became nan", "d_lr": pytest.approx(1e-4),
+                        "g_lr": pytest.approx(1e-4)}
+    assert [r["epoch"] for r in records if "source" not in r] == [1, 2, 3]
+    assert all(r["health"]["status"] in ("ok", "warning") for r in records if "source" not in r)
+    gan, _ = load_gan(result.run_dir)  # the halved rates are in the checkpoint: resume keeps them
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-4)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-4)
+    status = json.loads((result.run_dir / runs.STATUS).read_text())
+    assert status["status"] == "finished" and status["health"]["status"] in ("ok", "warning")
+
+
+def huge_learning_rate(model):
+    for optimizer in (model.d_optimizer, model.g_optimizer):
+        optimizer.learning_rate = 1e6
+
+
+def test_a_learning_rate_too_large_is_tried_twice_then_stops_with_a_usable_checkpoint(
+        toy_npz, tmp_path):
+    """Every pass through step 13 sets both rates to 1e6: it diverges, is recovered twice from
+    epoch 1's checkpoint, and then stops with one clear error and that checkpoint."""
+    with pytest.raises(KganError) as e:
+        lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
+                  callbacks=[At(13, huge_learning_rate)])
+    run = tmp_path / "00000-mlp-toy"
+    message = str(e.value)
+    assert message.startswith("Training stopped at step ")
+    assert (" after 2 recoveries at half the learning rate each; the last good checkpoint is "
+            f"{run / 'checkpoints' / 'latest.keras'}. Try a lower --lr") in message
+    assert "\n" not in message
+    records, _ = runs.read_metrics(run)
+    recoveries = [r for r in records if r.get("source") == "recovery"]
+    assert [(r["recovery"], r["step"]) for r in recoveries] == [(1, 12), (2, 12)]
+    # Both from epoch 1's checkpoint: the second try runs at half the first one's rates.
+    assert [r["g_lr"] for r in recoveries] == [pytest.approx(1e-4), pytest.approx(5e-5)]
+    assert [r["epoch"] for r in records if "source" not in r] == [1]
+    gan, _ = load_gan(run)
+    assert gan.steps == 12
+    assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in gan.weights)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(2e-4)  # written before both
+    assert np.isfinite(keras.ops.convert_to_numpy(gan.generate(4, seed=1))).all()
+
+
+def one_image(model):
+    """The generator draws one image whatever its noise: its last layer's kernel is zero."""
+    last = [layer for layer in model.generator.layers if layer.weights][-1]
+    last.weights[0].assign(np.zeros(last.weights[0].shape, np.float32))
+
+
+def test_a_collapsed_generator_is_flagged_in_the_log_status_and_progress(toy_npz, tmp_path):
+    from rich.console import Console
+
+    console = Console(file=(log := __import__("io").StringIO()), width=300)
+    result = lib.train(toy_config(toy_npz, epochs=2, recover=0), runs_dir=tmp_path,
+                       callbacks=[At(24, one_image), RichProgress(16, console)])
+    assert result.status == "finished"
+    records = [r for r in runs.read_metrics(result.run_dir)[0] if "source" not in r]
+    assert not any("collapse" in a for a in records[0]["health"]["alarms"])
+    assert records[1]["health"]["status"] == "warning"
+    assert records[1]["health"]["diversity"] == 0.0
+    assert records[1]["health"]["alarms"][-1].startswith(
+        "collapse: the fixed-noise images are nearly alike (diversity 0.000, best ")
+    status = json.loads((result.run_dir / runs.STATUS).read_text())
+    assert status["health"] == records[1]["health"]
+    assert "collapse: the fixed-noise images are nearly alike" in log.getvalue().splitlines()[-1]

@@ -26,13 +26,26 @@ def export(
         help="Largest n the `generate` signature accepts.")] = 1024,
     out_dir: Annotated[Path, typer.Option(help="TF Serving model root.")] = Path("saved_models"),
     ema: UseEma = True,
+    verify: Annotated[bool, typer.Option(
+        help="Check the export in a TensorFlow-only process first: every signature against "
+        "the run's generator, one image alone against a batch, finite outputs.")] = True,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
-    """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path."""
+    """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path.
+
+    The export is checked before it is published (--no-verify skips it): a failed check
+    publishes nothing and exits 1."""
     with user_errors():
         select_backend("tensorflow")  # SavedModels are TensorFlow graphs, whatever trained the run
         from kgan.export import export as export_run  # loads TensorFlow and Keras
+        from kgan.export import metadata
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
-                            max_batch, best, ema)
+                            max_batch, best, ema, verify)
+        if verify:
+            checked = metadata(target)["verified"]
+            typer.echo(f"Checked in TensorFlow alone: {len(checked['signatures'])} signatures "
+                       f"answer as the run's generator does (largest difference "
+                       f"{checked['max_difference']:.2g} gray levels; one image alone: "
+                       f"{checked['batch_of_one']:.2g})", err=True)
     typer.echo(target)

@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from filelock import FileLock
 
-from kgan import runs
+from kgan import images, runs
 from kgan.checkpoint import load_gan
 from kgan.errors import KganError
 
@@ -52,11 +54,13 @@ def noise(n, seed, latent_dim):
 
 def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
            version: int | None = None, force: bool = False, max_batch: int = 1024,
-           best: bool = False, ema: bool = True) -> Path:
+           best: bool = False, ema: bool = True, verify: bool = True) -> Path:
     """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path.
 
     The SavedModel is written to a temporary folder beside its target and renamed into place,
-    so TF Serving (which watches `out_dir/<name>`) never sees a half-written version.
+    so TF Serving (which watches `out_dir/<name>`) never sees a half-written version. With
+    `verify` (default) it is first checked in a TensorFlow-only process (`check`): a failed
+    check raises `KganError` and publishes nothing; the result is in `kgan.json`'s `verified`.
 
     Signatures (all `tensorflow/serving/predict`):
         serving_default: `z` float32 [None, latent_dim] -> `images` uint8 [None, H, W, C].
@@ -111,11 +115,131 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
+        if verify:
+            metadata["verified"] = check(tmp, gan, config, max_batch)
         return publish(tmp, base, version, force, metadata)
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Runs in a fresh interpreter where Keras and kgan cannot be imported: TensorFlow alone, as TF
+# Serving would. Calls signatures with the inputs in argv[2] and saves what they answer in
+# argv[3]; PNG answers are decoded as a client would.
+_CALL_SIGNATURES = r"""
+import json, sys
+sys.modules["keras"] = sys.modules["kgan"] = None
+import numpy as np
+import tensorflow as tf
+path, requests_file, out_file = sys.argv[1:4]
+model = tf.saved_model.load(path)
+requests = np.load(requests_file)
+out = {}
+for call, signature, names in json.loads(str(requests["calls"])):
+    answer = model.signatures[signature](**{k: tf.constant(requests[f"{call}/{k}"])
+                                            for k in names})
+    for key, value in answer.items():
+        value = value.numpy()
+        if value.dtype == object:
+            value = np.stack([tf.io.decode_png(png).numpy() for png in value])
+        out[f"{call}/{key}"] = value
+np.savez(out_file, **out)
+"""
+CHECK_N = 8  # images per checked call
+CHECK_SEED = 1234
+
+
+def check(path: Path, gan, config, max_batch: int = 1024) -> dict:
+    """Checks the SavedModel at `path` against `gan`, the model it was exported from (with its
+    moving average, if exported so), in a separate TensorFlow-only process.
+
+    Every signature gets fixed inputs (seeded noise and labels, or seeded images; PNG files
+    for the `*_png` ones); each answer must be finite and within 1 gray level of the run's own
+    generator, and one image alone must match it within a batch (BatchNorm in inference
+    mode). Raises `KganError` naming the first failing call; returns what was checked and the
+    largest difference in gray levels.
+    """
+    calls, inputs, expected = (_translation_checks(gan) if config.translation
+                               else _noise_checks(gan, min(CHECK_N, max_batch)))
+    with tempfile.TemporaryDirectory(prefix="kgan-check-") as work:
+        requests, answers = Path(work) / "requests.npz", Path(work) / "answers.npz"
+        np.savez(requests, calls=np.array(json.dumps(calls)), **inputs)
+        done = subprocess.run([sys.executable, "-c", _CALL_SIGNATURES, str(path), str(requests),
+                               str(answers)], capture_output=True, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KganError(f"Export check failed: TensorFlow alone could not call the "
+                            f"export's signatures ({last}); nothing was published")
+        with np.load(answers) as answered:
+            got = {key: answered[key] for key in answered.files}
+    differences = {}
+    for key, want in expected.items():
+        if not np.isfinite(got[key].astype(np.float64)).all():
+            raise KganError(f"Export check failed: {key} answered NaN or inf; nothing was "
+                            "published")
+        scale = 127.5 if want.dtype.kind == "f" else 1.0  # floats in [-1, 1]: 127.5 per level
+        differences[key] = float(np.max(np.abs(got[key].astype(np.float64) - want)) * scale)
+        if differences[key] > 1.0:
+            raise KganError(f"Export check failed: {key} differs from the run's generator by "
+                            f"{differences[key]:.1f} gray levels (at most 1 allowed); nothing "
+                            "was published")
+    return {"signatures": sorted({signature for _, signature, _ in calls}),
+            "max_difference": round(max(differences.values()), 4),
+            "batch_of_one": round(max(v for k, v in differences.items()
+                                      if k.split("/")[0].endswith("alone")), 4)}
+
+
+def _noise_checks(gan, n: int):
+    """Calls, inputs and expected answers for a noise-to-image GAN's signatures."""
+    rng = np.random.default_rng(CHECK_SEED)
+    z = rng.standard_normal((n, gan.latent_dim)).astype(np.float32)
+    labels = None if not gan.num_classes else np.arange(n, dtype=np.int32) % gan.num_classes
+    rest = ["label"] if labels is not None else []
+    want = keras.ops.convert_to_numpy(gan.generator(gan.g_inputs(
+        keras.ops.convert_to_tensor(z), gan.labels_for(n, labels)), training=False))
+    inputs = {"serving/z": z, "raw/z": z, "alone/z": z[:1],
+              "generate/n": np.array(n, np.int32), "generate/seed": np.array(CHECK_SEED, np.int64),
+              "png/n": np.array(n, np.int32), "png/seed": np.array(CHECK_SEED, np.int64)}
+    if labels is not None:  # generate's -1: the classes in turn, as gan.generate draws them
+        inputs.update({"serving/label": labels, "raw/label": labels, "alone/label": labels[:1],
+                       "generate/label": np.array(-1, np.int32),
+                       "png/label": np.array(-1, np.int32)})
+    calls = [["serving", "serving_default", ["z", *rest]], ["raw", "raw", ["z", *rest]],
+             ["alone", "raw", ["z", *rest]], ["generate", "generate", ["n", "seed", *rest]],
+             ["png", "generate_png", ["n", "seed", *rest]]]
+    # generate's noise is keras.random.normal's for an int seed on TensorFlow (export.noise).
+    drawn = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(n, seed=CHECK_SEED)))
+    expected = {"serving/images": images.to_uint8(want), "raw/images": want,
+                "alone/images": want[:1], "generate/images": drawn, "png/png_bytes": drawn}
+    return calls, inputs, expected
+
+
+def _translation_checks(gan):
+    """Calls, inputs and expected answers for a pix2pix or cyclegan model's signatures."""
+    rng = np.random.default_rng(CHECK_SEED)
+    calls, inputs, expected = [], {}, {}
+    names = ["translate"] if len(gan.generators) == 1 else ["a2b", "b2a"]
+    for name, generator in zip(names, gan.generators):
+        direction = "b2a" if name == "b2a" else "a2b"
+        x = rng.integers(0, 256, (CHECK_N, *generator.input.shape[1:]), dtype=np.uint8)
+        scaled = x.astype(np.float32) / 127.5 - 1.0
+        want = keras.ops.convert_to_numpy(gan.translate(scaled, direction))
+        raw = "b2a_raw" if name == "b2a" else "raw"
+        pngs = np.array([tf.io.encode_png(image).numpy() for image in x])
+        inputs.update({f"{name}/images": x, f"{name}_raw/images": scaled,
+                       f"{name}_alone/images": scaled[:1], f"{name}_png/png_bytes": pngs})
+        calls += [[name, name, ["images"]], [f"{name}_raw", raw, ["images"]],
+                  [f"{name}_alone", raw, ["images"]], [f"{name}_png", f"{name}_png",
+                                                       ["png_bytes"]]]
+        expected.update({f"{name}/images": images.to_uint8(want), f"{name}_raw/images": want,
+                         f"{name}_alone/images": want[:1],
+                         f"{name}_png/png_bytes": images.to_uint8(want)})
+    calls.append(["serving", "serving_default", ["images"]])  # the first direction's
+    inputs["serving/images"] = inputs[f"{names[0]}/images"]
+    expected["serving/images"] = expected[f"{names[0]}/images"]
+    return calls, inputs, expected
 
 
 def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: dict) -> Path:

@@ -1,6 +1,7 @@
 """The exported SavedModel, checked with TensorFlow alone, saved_model_cli and the README bodies."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_layout_and_metadata(trained):
     meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
     assert (meta["latent_dim"], meta["image_shape"], meta["max_batch"]) == (100, [8, 8, 3], 1024)
     assert meta["training_config"]["arch"] == "dcgan" and meta["step"] == 4
+    # Checked in TensorFlow alone before it was published (export.check).
+    assert meta["verified"]["signatures"] == ["generate", "generate_png", "raw",
+                                              "serving_default"]
+    assert meta["verified"]["max_difference"] <= 1 and meta["verified"]["batch_of_one"] <= 1
     # No temporary folders left, only the lock that hands out versions.
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == [export.LOCK]
 
@@ -422,3 +427,22 @@ def test_exports_and_runs_are_readable_by_others_under_the_umask(toy_npz, tmp_pa
     for file in (path / "saved_model.pb", run / "checkpoints" / "latest.keras",
                  run / "samples" / "epoch-0002.png", run / "status.json", run / "config.json"):
         assert stat.S_IMODE(file.stat().st_mode) == 0o644, file
+
+
+def test_a_broken_export_fails_its_check_and_publishes_nothing(trained, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    run, _ = trained
+    # Deliberately broken: the uint8 signatures scale by 120 instead of 127.5.
+    monkeypatch.setattr(export, "to_uint8", lambda images: tf.cast(
+        tf.clip_by_value(tf.round((images + 1.0) * 120.0), 0.0, 255.0), tf.uint8))
+    out = tmp_path / "models"
+    done = runner.invoke(app, ["export", str(run), "--out-dir", str(out)])
+    assert done.exit_code == 1
+    assert re.fullmatch(r"Error: Export check failed: serving/images differs from the run's "
+                        r"generator by \d+\.\d gray levels \(at most 1 allowed\); nothing was "
+                        r"published\n", done.stderr), done.stderr
+    assert [p.name for p in (out / "dcgan-toy").iterdir() if not p.name.startswith(".")] == []
+    unchecked = runner.invoke(app, ["export", str(run), "--out-dir", str(out), "--no-verify"])
+    assert unchecked.exit_code == 0 and unchecked.stdout == f"{out / 'dcgan-toy' / '1'}\n"
+    assert "verified" not in export.metadata(out / "dcgan-toy" / "1")

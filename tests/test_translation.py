@@ -220,6 +220,9 @@ def test_exports_answer_like_the_run_in_tensorflow_alone(tf_runs, exports, tmp_p
             assert np.abs(uint8.astype(int) - images.to_uint8(expected)).max() <= 1
             np.testing.assert_array_equal(out[f"{arch}/{direction}/png"], uint8)
             assert out[f"{arch}/{direction}/png_resized"].shape == expected.shape[1:]
+    for arch in ARCHS:  # every signature was checked in TensorFlow alone before publishing
+        assert export.metadata(exports[arch])["verified"]["signatures"] == sorted(
+            export.TRANSLATION_SIGNATURES[arch])
     meta = export.metadata(exports["cyclegan"])
     assert meta["shapes"] == {"a2b": [[8, 8, 1], [8, 8, 3]], "b2a": [[8, 8, 3], [8, 8, 1]]}
     assert meta["arch"] == "cyclegan" and meta["step"] == 4

@@ -60,6 +60,8 @@ def evaluate(
         else:
             result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
                                   real_split, on_train=on_train, ema=ema)
+    for warning in result["protocol"]["warnings"]:  # the metric card's
+        err.print(f"[yellow]warning:[/] {warning}")
     if translation:
         err.print(translation_table(result))
         if as_json:

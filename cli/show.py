@@ -33,14 +33,24 @@ def show(
     out.print("\n[bold]config[/]")
     for key, value in json.loads((run_dir / runs.CONFIG).read_text()).items():
         out.print(f"  {key}: {json.dumps(value)}")
-    trained = [r for r in records if r.get("source") != "eval"]
+    trained = [r for r in records if "source" not in r]  # not evaluations or recoveries
     evals = [r for r in records if r.get("source") == "eval"]
     for title, shown in (("last metrics", trained), ("last evaluation (kgan eval)", evals)):
         if shown:
             out.print(f"\n[bold]{title}[/]")
-            for key, value in shown[-1].items():
-                out.print(f"  {key}: {value:.6g}" if isinstance(value, float)
-                          else f"  {key}: {json.dumps(value)}")
+            record = shown[-1]
+            for key, value in record.items():
+                if key != "protocol":
+                    out.print(f"  {key}: {value:.6g}" if isinstance(value, float)
+                              else f"  {key}: {json.dumps(value)}")
+            if isinstance(record.get("protocol"), dict):  # how the numbers were made
+                out.print("  [bold]metric card[/]")
+                for key, value in record["protocol"].items():
+                    if key == "warnings":
+                        for warning in value:
+                            out.print(f"    [yellow]warning:[/] {warning}")
+                    else:
+                        out.print(f"    {key}: {json.dumps(value)}")
     out.print("\n[bold]files[/]")
     samples = sorted((run_dir / runs.SAMPLES).glob("*.png"))
     for path in (runs.CONFIG, runs.CHECKPOINT, runs.METRICS, runs.CURVES, runs.TENSORBOARD):

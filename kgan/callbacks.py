@@ -176,6 +176,7 @@ class Evaluation(_RunCallback):
         if "coverage" in result:
             self.last["coverage_entropy"] = result["coverage"]["entropy_normalized"]
             self.last["missing_classes"] = len(result["coverage"]["missing_classes"])
+        self.last["protocol"] = result["protocol"]  # the metric card
         if result["fid"] < self.best:
             self.best = result["fid"]
             checkpoint.save(self.model, self.run_dir, runs.BEST)

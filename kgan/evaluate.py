@@ -12,7 +12,9 @@ The metric functions are NumPy (float64) and work on any features.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -40,6 +42,9 @@ CLASSIFIER_VERSION = 2  # in the cache key: FIDs compare only within one version
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
                  + INCEPTION_FILE)
+# FID is biased upwards the fewer images it sees (Chong & Forsyth 2020); papers use 10k or 50k.
+STABLE_FID_N = 10_000
+REAL_STATS = "real-stats"  # under the cache folder: real features per dataset, split, extractor
 
 
 # Metrics ---------------------------------------------------------------------------------------
@@ -151,9 +156,15 @@ class Extractor:
     """Maps images in [-1, 1] to features (and, for a classifier, class probabilities)."""
 
     name = ""
+    resize = ""  # how images reach the extractor's input size (the metric card says it)
 
     def __init__(self, model, info: dict):
         self.model, self.info = model, info
+
+    @property
+    def sha256(self) -> str | None:
+        """The first 16 hex digits of the SHA-256 of the extractor's weights file."""
+        return file_sha256(self.info.get("path"))
 
     def __call__(self, images: np.ndarray, batch_size: int = 250):
         feats, probs = [], []
@@ -171,10 +182,12 @@ class Extractor:
 
 class ClassifierExtractor(Extractor):
     name = "classifier"
+    resize = "none: the run's image size (Pillow bicubic where --image-size resized the data)"
 
 
 class InceptionExtractor(Extractor):
     name = "inception"
+    resize = "bilinear to 299x299 (keras.ops.image.resize), gray tiled to RGB"
 
     def _predict(self, batch):
         x = keras.ops.convert_to_tensor(batch)
@@ -190,10 +203,17 @@ def classifier_key(dataset: str, image_shape) -> str:
     version = f"v{CLASSIFIER_VERSION}"
     if dataset in data_lib.BUILTIN_DATASETS:
         return f"{dataset}-{shape}-{version}"
+    digest = hashlib.sha1(dataset_key(dataset).encode()).hexdigest()[:10]
+    return f"{data_lib._slug(Path(dataset).stem)}-{digest}-{shape}-{version}"
+
+
+def dataset_key(dataset: str) -> str:
+    """`dataset`, and for a file or folder its size and time: a changed dataset is another key."""
+    if dataset in data_lib.BUILTIN_DATASETS or data_lib.is_demo(dataset):
+        return dataset
     path = Path(dataset).expanduser().resolve()
     stat = path.stat()
-    digest = hashlib.sha1(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
-    return f"{data_lib._slug(path.stem)}-{digest}-{shape}-{version}"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def classifier(dataset: str, image_size: int | None, path: str | Path | None = None,
@@ -304,6 +324,58 @@ def extractor(features: str, dataset: str, image_size: int | None,
                     f"Received: features={features}")
 
 
+# The metric card -------------------------------------------------------------------------------
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """The first 16 hex digits of a file's SHA-256 (None for no file), computed once per
+    version of the file."""
+    if path is None or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def array_sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def library_versions() -> dict:
+    """The versions that make a number: kgan, Keras and its backend, TensorFlow, NumPy."""
+    versions = {"kgan": importlib.metadata.version("kgan"), "keras": keras.__version__,
+                "backend": keras.backend.backend(), "numpy": np.__version__}
+    for name in ("tensorflow", "tensorflow-cpu"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions["tensorflow"] = importlib.metadata.version(name)
+            break
+    return versions
+
+
+def card(extractor: Extractor, n_fake: int, n_real: int, dim: int) -> dict:
+    """What every evaluation records beside its numbers: the extractor and a hash of its
+    weights, the resize, the library versions, and warnings about too few images."""
+    warnings = []
+    if min(n_fake, n_real) <= dim:
+        warnings.append(f"FID from {min(n_fake, n_real)} images in {dim} feature dimensions: "
+                        "the covariance is singular and FID unreliable; use n above "
+                        f"{dim}")
+    if min(n_fake, n_real) < STABLE_FID_N:
+        warnings.append(f"FID from {min(n_fake, n_real)} images is biased upwards (the fewer "
+                        f"images, the more); compare FIDs only at equal n, and use "
+                        f"n >= {STABLE_FID_N} for figures to publish")
+    return {"extractor_sha256": extractor.sha256, "resize": extractor.resize,
+            "statistics": "float64", "versions": library_versions(), "warnings": warnings}
+
+
 # Evaluation ------------------------------------------------------------------------------------
 
 
@@ -321,17 +393,41 @@ def real_images(dataset: str, image_size: int | None, n: int, split: str = "test
 
 
 class Reference:
-    """The real side of a comparison: features of up to `n` real images, computed once."""
+    """The real side of a comparison: features of up to `n` real images.
+
+    They are cached per (dataset, image size, split, n, seed, extractor weights) under
+    `KGAN_CACHE/real-stats/`, so a repeated evaluation reads them instead of extracting them
+    again; `cached` says whether this one did.
+    """
 
     def __init__(self, extractor: Extractor, dataset: str, image_size: int | None, n: int,
                  split: str = "test", seed: int = 0):
-        images, self.split = real_images(dataset, image_size, n, split, seed)
-        self.extractor, self.n, self.seed = extractor, len(images), seed
-        self.features, _ = extractor(images)
+        self.extractor, self.seed = extractor, seed
+        key = json.dumps([dataset_key(dataset), image_size, split, n, seed, extractor.name,
+                          extractor.sha256])
+        path = (runs.cache_dir() / REAL_STATS
+                / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz")
+        self.cached = extractor.sha256 is not None and path.is_file()
+        if self.cached:
+            with np.load(path) as stored:  # arrays only: np.load refuses pickles
+                self.features = stored["features"].astype(np.float64)
+                self.split = str(stored["split"])
+        else:
+            images, self.split = real_images(dataset, image_size, n, split, seed)
+            features, _ = extractor(images)
+            self.features = features.astype(np.float32).astype(np.float64)  # as cached
+            if extractor.sha256 is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with runs.atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.savez(f, features=self.features.astype(np.float32),
+                             split=np.array(self.split), key=np.array(key))
+        self.n = len(self.features)
 
     def compare(self, fake: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """All metrics of `fake` (float images in [-1, 1]) against the reference, with protocol."""
-        return compare(fake, self.features, self.extractor, self.seed, self.split, labels)
+        result = compare(fake, self.features, self.extractor, self.seed, self.split, labels)
+        result["protocol"]["real_stats_cached"] = self.cached
+        return result
 
 
 def compare(fake: np.ndarray, real_features: np.ndarray, extractor: Extractor, seed: int = 0,
@@ -355,6 +451,8 @@ def compare(fake: np.ndarray, real_features: np.ndarray, extractor: Extractor, s
         "features": extractor.name, "extractor": extractor.info.get("path"),
         "classifier_accuracy": extractor.info.get("test_accuracy"), "seed": seed,
         "kid_subset_size": min(1000, len(fake), len(real_features)), "kid_subsets": 100,
+        "real_stats_sha256": array_sha256(real_features.astype(np.float32)),
+        **card(extractor, len(fake), len(real_features), real_features.shape[1]),
     }
     return result
 
@@ -504,7 +602,10 @@ def evaluate_translation(run_dir: str | Path | None = None, model: str | Path | 
                 ext(to_float(images.to_uint8(a)))[1].argmax(1) == target))
     result["protocol"] = {"n": len(a), "n_targets": len(b), "split": split,
                           "features": ext.name, "extractor": ext.info.get("path"),
-                          "scale": "L1 on [0, 1]; PSNR in dB", "seed": seed}
+                          "scale": "L1 on [0, 1]; PSNR in dB", "seed": seed,
+                          "real_stats_sha256": array_sha256(
+                              features["targets"][0].astype(np.float32)),
+                          **card(ext, len(a), len(b), features["targets"][0].shape[1])}
     result = {**record, **result}
     if run_dir is not None:
         runs.append_metrics(Path(run_dir), result)

@@ -47,13 +47,18 @@ def write(run_dir: Path) -> Path:
                          f"<figcaption>epoch {epoch}</figcaption></figure>")
         parts.append("</div>")
     if records:
-        keys = [k for k in records[-1] if k != "epoch"]
+        keys = [k for k in records[-1] if k not in ("epoch", "protocol")]
         parts += ["<h2>Metrics</h2><table><tr><th>epoch</th>",
                   *(f"<th>{html.escape(k)}</th>" for k in keys), "</tr>"]
         for record in records:
             cells = "".join(f"<td>{_fmt(record.get(k))}</td>" for k in keys)
             parts.append(f"<tr><td>{record['epoch']}</td>{cells}</tr>")
         parts.append("</table>")
+    cards = [r["protocol"] for r in records if isinstance(r.get("protocol"), dict)]
+    if cards:  # how the last evaluation's numbers were made
+        parts += ["<h2>Metric card (last evaluation)</h2><table>",
+                  *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
+                    for k, v in cards[-1].items()), "</table>"]
     parts += ["<h2>Config</h2><table>",
               *(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
                 for k, v in config.items()), "</table>"]
@@ -74,4 +79,6 @@ def _img(src: str, alt: str, width: int | None = None) -> str:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, dict) and "alarms" in value:  # the watchdog's verdict
+        return html.escape("; ".join(value["alarms"]) or value["status"])
     return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))

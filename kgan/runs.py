@@ -248,7 +248,7 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         why = status.get("message") if status.get("status") == "failed" else None
         status = {"status": "failed",  # nothing to resume from
                   "message": "; ".join(filter(None, (why, "no checkpoint")))}
-    trained = [r for r in records if r.get("source") != "eval"]
+    trained = [r for r in records if "source" not in r]  # not evaluations or recoveries
     last = trained[-1] if trained else {}
     fids = [r["fid"] for r in records if isinstance(r.get("fid"), (int, float))]
     evals = [r for r in records if r.get("source") == "eval"]
@@ -256,6 +256,8 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         "name": run_dir.name, "path": str(run_dir), **settings,
         "epochs_done": last.get("epoch", 0), "step": last.get("step", 0),
         "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
+        "health": (last.get("health") or {}).get("status"),
+        "recoveries": sum(1 for r in records if r.get("source") == "recovery"),
         "best_fid": min(fids) if fids else None,
         "last_eval": {k: evals[-1][k] for k in TRANSLATION_METRICS if k in evals[-1]}
         if evals else None, "status": status.get("status", "unknown"),

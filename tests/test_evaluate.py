@@ -1,7 +1,10 @@
 """FID, KID, classifier score and coverage: closed forms, the real classifier, the CLI."""
 
+import hashlib
 import json
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import toy_config
@@ -106,15 +109,51 @@ def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
     assert real["classifier_score"] > 5 > noise["classifier_score"]
     assert real["coverage"]["entropy_normalized"] > 0.95 > noise["coverage"]["entropy_normalized"]
     assert real["coverage"]["missing_classes"] == []
-    assert real["protocol"] == {
+    protocol = dict(real["protocol"])
+    card = {key: protocol.pop(key) for key in ("extractor_sha256", "resize", "statistics",
+                                                "versions", "warnings", "real_stats_sha256",
+                                                "real_stats_cached")}
+    assert protocol == {
         "n_fake": 2000, "n_real": 2000, "real_split": "test", "features": "classifier",
         "extractor": fashion.info["path"], "classifier_accuracy": fashion.info["test_accuracy"],
         "seed": 0, "kid_subset_size": 1000, "kid_subsets": 100}
+    # The metric card: which weights, how images were sized, which libraries, what to mistrust.
+    weights = Path(fashion.info["path"]).read_bytes()
+    assert card["extractor_sha256"] == hashlib.sha256(weights).hexdigest()[:16]
+    assert card["resize"].startswith("none: the run's image size")
+    assert card["statistics"] == "float64"
+    assert card["versions"]["keras"] == keras.__version__ and card["versions"]["numpy"] == (
+        np.__version__)
+    assert {"kgan", "backend", "tensorflow"} <= set(card["versions"])
+    assert card["warnings"] == ["FID from 2000 images is biased upwards (the fewer images, the "
+                                "more); compare FIDs only at equal n, and use n >= 10000 for "
+                                "figures to publish"]
+    assert card["real_stats_sha256"] == hashlib.sha256(
+        reference.features.astype(np.float32).tobytes()).hexdigest()[:16]
     collapsed = reference.compare(train.x[train.y == 3][:1000])  # a generator of dresses only
     coverage = collapsed["coverage"]
     assert coverage["top_class_fraction"] > 0.9 and coverage["histogram"][3] > 900
     assert coverage["missing_classes"] and coverage["entropy_normalized"] < 0.2
     assert real["coverage"]["top_class_fraction"] < 0.15
+
+
+def test_real_statistics_are_cached_per_dataset_split_and_extractor(fashion, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("KGAN_CACHE", str(tmp_path))  # an empty cache of real statistics
+    first = evaluate.Reference(fashion, "fashion_mnist", None, 500)
+    second = evaluate.Reference(fashion, "fashion_mnist", None, 500)
+    other_split = evaluate.Reference(fashion, "fashion_mnist", None, 500, split="train")
+    assert (first.cached, second.cached, other_split.cached) == (False, True, False)
+    np.testing.assert_array_equal(first.features, second.features)
+    assert len(list((tmp_path / "real-stats").iterdir())) == 2
+    fake = data.load("fashion_mnist").x[:500]
+    a, b = first.compare(fake), second.compare(fake)
+    assert a["fid"] == b["fid"] and a["kid"] == b["kid"]  # the cache changes no number
+    assert (a["protocol"]["real_stats_cached"], b["protocol"]["real_stats_cached"]) == (False,
+                                                                                        True)
+    assert a["protocol"]["real_stats_sha256"] == b["protocol"]["real_stats_sha256"]
+    assert other_split.compare(fake)["protocol"]["real_stats_sha256"] != (
+        a["protocol"]["real_stats_sha256"])
 
 
 def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
@@ -123,6 +162,11 @@ def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
     run = lib.train(config, runs_dir=runs).run_dir
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [("fid" in x, "kid" in x, "classifier_score" in x) for x in lines] == [(True,) * 3] * 2
+    # Each evaluation's card (the real side made once, at the start, so not from the cache);
+    # 64 images in 128 feature dimensions are flagged.
+    assert [x["protocol"]["real_stats_cached"] for x in lines] == [False, False]
+    assert lines[0]["protocol"]["warnings"][0].startswith("FID from 64 images in 128 feature "
+                                                          "dimensions: the covariance is singular")
     assert (run / "checkpoints" / "best.keras").is_file()
     best_epoch = min(lines, key=lambda x: x["fid"])["epoch"]
     exported = runner.invoke(app, ["export", str(run), "--best", "--out-dir", str(tmp_path / "b")])
@@ -139,8 +183,14 @@ def test_kgan_eval_and_train_eval_every(kgan_cache, toy_npz, tmp_path):
     assert (printed["epoch"], printed["step"], printed["source"]) == (2, 24, "eval")
     assert "FID" in result.stderr and "KID" in result.stderr and "classifier score" in result.stderr
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]) == printed
+    assert "warning: FID from 100 images in 128 feature dimensions" in result.stderr
     again = runner.invoke(app, ["eval", str(run), "--n", "100", "--json"])
     assert json.loads(again.stdout)["fid"] == printed["fid"]  # same seed, same numbers
+    assert (printed["protocol"]["real_stats_cached"],
+            json.loads(again.stdout)["protocol"]["real_stats_cached"]) == (False, True)
+    shown = runner.invoke(app, ["show", str(run)])
+    assert "metric card" in shown.stdout and 'real_stats_sha256: "' in shown.stdout
+    assert "warning: FID from 100 images" in shown.stdout
 
     exported = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path / "models")])
     assert exported.exit_code == 0

@@ -95,6 +95,44 @@ def test_a_nan_is_recovered_from_the_last_checkpoint_at_half_the_learning_rate(t
     assert status["status"] == "finished" and status["health"]["status"] in ("ok", "warning")
 
 
+# The same recovery on JAX and PyTorch: the poison lands at the start of epoch 2 (a JAX fit()
+# reads its state from the variables at each epoch's first step, not within an epoch).
+RECOVER = r"""
+import json, sys
+import keras
+import numpy as np
+from kgan import runs, training
+from kgan.config import TrainConfig
+
+class Poison(keras.callbacks.Callback):
+    done = False  # once: the recovered run passes epoch 2's start again
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and not self.done:
+            weights = self.model.generator.trainable_variables[0]
+            weights.assign(np.full(weights.shape, np.nan, "float32"))
+            self.done = True
+
+npz, runs_dir = sys.argv[1:3]
+config = TrainConfig(dataset=npz, batch_size=16, latent_dim=8, seed=3, epochs=3, jit=False,
+                     tensorboard=False, curves=False, backend=keras.backend.backend())
+result = training.train(config, runs_dir=runs_dir, callbacks=[Poison()])
+records = runs.read_metrics(result.run_dir)[0]
+print(json.dumps({"status": result.status, "step": result.step,
+                  "recoveries": [r for r in records if r.get("source") == "recovery"],
+                  "epochs": [r["epoch"] for r in records if "source" not in r]}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_recovery_on_every_backend(backend, on_backend, toy_npz, tmp_path):
+    out = json.loads(on_backend(backend, RECOVER, toy_npz, tmp_path / "runs"))
+    assert (out["status"], out["step"], out["epochs"]) == ("finished", 36, [1, 2, 3])
+    assert [(r["recovery"], r["step"], r["reason"]) for r in out["recoveries"]] == [
+        (1, 12, "d_loss became nan")]
+    assert out["recoveries"][0]["g_lr"] == pytest.approx(1e-4)
+
+
 def huge_learning_rate(model):
     for optimizer in (model.d_optimizer, model.g_optimizer):
         optimizer.learning_rate = 1e6

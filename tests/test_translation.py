@@ -11,9 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import kgan
+from conftest import At, ctrl_c, kgan
 
-from kgan import export, images
+from kgan import export, images, training
 from kgan.checkpoint import build_gan, load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
@@ -375,3 +375,20 @@ def test_family_defaults_are_the_papers():
     assert (TrainConfig().batch_size, TrainConfig().loss) == (64, "bce")
     with pytest.raises(KganError, match="--r1 does not apply to --arch pix2pix"):
         TrainConfig(arch="pix2pix", r1=1.0).validate()
+
+
+def test_ctrl_c_mid_epoch_keeps_a_checkpoint_and_resumes_bit_identically(toy, tmp_path):
+    config = TrainConfig(arch="pix2pix", dataset=str(toy), batch_size=4, base_filters=4, seed=3,
+                         epochs=2, steps_per_epoch=3, tensorboard=False, curves=False,
+                         jitter=True)
+    stopped = training.train(config, runs_dir=tmp_path / "a", callbacks=[At(4, ctrl_c)])
+    # The signal lands after step 4's callbacks: the guard stops after step 5, mid-epoch 2.
+    assert (stopped.status, stopped.step) == ("interrupted", 5)
+    resumed = training.resume(stopped.run_dir)
+    straight = training.train(config, runs_dir=tmp_path / "b")
+    assert resumed.step == straight.step == 6
+    (a, _), (b, _) = load_gan(resumed.run_dir), load_gan(straight.run_dir)
+    for x, y in zip(a.weights + a.g_optimizer.variables + a.dropout_seeds,
+                    b.weights + b.g_optimizer.variables + b.dropout_seeds, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(x),
+                                      keras.ops.convert_to_numpy(y))

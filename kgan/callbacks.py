@@ -185,15 +185,16 @@ class Evaluation(_RunCallback):
 class Watchdog(_RunCallback):
     """Judges each epoch's health (`kgan.health`) before it is logged or saved.
 
-    It draws 64 images from fixed noise with the raw generator (the one training) for their
-    diversity, checks every weight for NaN or inf, and reads the epoch's losses, r_t and (with
-    `--eval-every`) class coverage. The verdict joins the epoch's `metrics.jsonl` record
+    It checks every weight for NaN or inf and reads the epoch's losses; for a noise GAN also
+    r_t, the diversity of 64 images drawn from the grid's fixed noise by the raw generator
+    (the one training) and (with `--eval-every`) class coverage. The verdict joins the epoch's
+    `metrics.jsonl` record
     (`health`), `status.json` and TensorBoard, and `logs["health"]` carries its alarms to the
     progress bar. A diverged or non-finite epoch is cut off like a NaN step: `guard.reason`
     says why, nothing of it is logged or saved, and training stops for `--recover` to act.
     """
 
-    def __init__(self, run_dir, guard, epochs, loss, samples: SampleGrid, evaluation=None):
+    def __init__(self, run_dir, guard, epochs, loss, samples, evaluation=None):
         super().__init__(run_dir, guard, 1, epochs)
         self.loss, self.samples, self.evaluation = loss, samples, evaluation
         self.last = None
@@ -206,12 +207,14 @@ class Watchdog(_RunCallback):
         self.last = None
         if not self.due(epoch):
             return
-        fake = draw.GANSource(self.model).generate(self.samples.z, self.samples.labels)
-        weights = self.model.generator.weights + self.model.discriminator.weights
-        finite = health.weights_finite(keras.ops.convert_to_numpy(w) for w in weights)
+        spread = None
+        if isinstance(self.samples, SampleGrid):  # image to image: the output follows the input
+            spread = health.diversity(draw.GANSource(self.model).generate(self.samples.z,
+                                                                          self.samples.labels))
+        finite = health.weights_finite(keras.ops.convert_to_numpy(w) for w in self.model.weights)
         seen = (self.evaluation.last if self.evaluation else None) or {}
-        verdict = self.dog.check(logs or {}, finite, health.diversity(fake),
-                                 seen.get("coverage_entropy"), seen.get("missing_classes"))
+        verdict = self.dog.check(logs or {}, finite, spread, seen.get("coverage_entropy"),
+                                 seen.get("missing_classes"))
         self.last = {"health": verdict}
         if logs is not None:
             logs["health"] = "; ".join(verdict["alarms"])

@@ -158,7 +158,33 @@ def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
     if ema and not config.translation:
         gan.use_ema()
+    # A schedule (cyclegan's) has no variable in the checkpoint: the base rates that a
+    # `--recover` before this checkpoint set are in metrics.jsonl (a float rate is restored).
+    recovered = [r for r in runs.read_metrics(run_dir)[0]
+                 if r.get("source") == "recovery" and r.get("step", math.inf) < gan.steps]
+    if recovered and isinstance(gan.g_optimizer.get_config()["learning_rate"], dict):
+        for name in ("d_optimizer", "g_optimizer"):
+            set_base_rate(getattr(gan, name), recovered[-1][name.replace("optimizer", "lr")])
     return gan, config
+
+
+def base_rate(optimizer) -> float:
+    """The optimizer's learning rate, or its schedule's base rate (cyclegan's `LinearDecay`)."""
+    current = optimizer.get_config()["learning_rate"]
+    if isinstance(current, dict):  # a serialized schedule
+        return float(keras.optimizers.schedules.deserialize(current).rate)
+    return float(current)
+
+
+def set_base_rate(optimizer, rate: float) -> None:
+    """Sets the learning rate to `rate`; a schedule keeps its shape with `rate` as its base."""
+    current = optimizer.get_config()["learning_rate"]
+    if isinstance(current, dict):
+        schedule = keras.optimizers.schedules.deserialize(current)
+        optimizer.learning_rate = LinearDecay(rate, schedule.constant_steps,
+                                              schedule.decay_steps)
+    else:
+        optimizer.learning_rate = rate
 
 
 def _load_weights(gan: GAN, path: Path) -> None:

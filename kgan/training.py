@@ -14,7 +14,7 @@ from keras import ops
 from kgan import callbacks as kcb
 from kgan import data as data_lib
 from kgan import distribute, evaluate, models, runs
-from kgan.checkpoint import build_gan, load_gan, save
+from kgan.checkpoint import base_rate, build_gan, load_gan, save, set_base_rate
 from kgan.config import TrainConfig
 from kgan.errors import Interrupted, KganError, first_line
 from kgan.gan import GAN
@@ -166,16 +166,15 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     if config.translation:
         samples = kcb.TranslationGrid(run_dir, guard, config.sample_every, config.epochs,
                                       *held_out(config, data))
-        watch = []  # the watchdog's signals (r_t, fixed-noise diversity) are noise GANs'
     else:
         samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
                                  config.latent_dim, config.seed, num_classes=gan.num_classes)
-        watch = [kcb.Watchdog(run_dir, guard, config.epochs, config.loss, samples,
-                              evaluation[0] if evaluation else None)]
+    watch = kcb.Watchdog(run_dir, guard, config.epochs, config.loss, samples,
+                         evaluation[0] if evaluation else None)
     metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size,
-                             [*evaluation, *watch])
+                             [*evaluation, watch])
     # The watchdog judges an epoch before it is logged, drawn or saved.
-    callbacks = [guard, *evaluation, *watch, metrics, samples,
+    callbacks = [guard, *evaluation, watch, metrics, samples,
                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
     if config.curves:
         callbacks.append(kcb.Curves(run_dir, guard, config.epochs))
@@ -202,8 +201,8 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
                 if not guard.requested and guard.reason is None and epoch < config.epochs:
                     fit(gan, epoch, config.epochs, 0)
                 if (guard.requested or guard.reason in (None, "interrupted")
-                        or recoveries >= config.recover or not (run_dir / runs.CHECKPOINT).exists()
-                        or config.translation):
+                        or recoveries >= config.recover
+                        or not (run_dir / runs.CHECKPOINT).exists()):
                     break
                 recoveries += 1
                 gan = _recovered(config, run_dir, steps_per_epoch, guard.reason, recoveries)
@@ -246,9 +245,8 @@ def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason:
     rates = {}
     for name in ("d_optimizer", "g_optimizer"):
         optimizer, key = getattr(gan, name), name.replace("optimizer", "lr")
-        optimizer.learning_rate = (previous[-1][key] if again else
-                                   float(optimizer.learning_rate)) / 2
-        rates[key] = float(optimizer.learning_rate)
+        rates[key] = (previous[-1][key] if again else base_rate(optimizer)) / 2
+        set_base_rate(optimizer, rates[key])
     gan.epoch_steps = steps_per_epoch
     state = gan.seed_generator.state
     state.assign(ops.cast([(config.seed + 7919 * recovery) % 2**31, 0], state.dtype))

@@ -186,3 +186,32 @@ def test_a_collapsed_generator_is_flagged_in_the_log_status_and_progress(toy_npz
     status = json.loads((result.run_dir / runs.STATUS).read_text())
     assert status["health"] == records[1]["health"]
     assert "collapse: the fixed-noise images are nearly alike" in log.getvalue().splitlines()[-1]
+
+
+def poison_a_generator(model):
+    weights = model.generators[0].trainable_variables[0]
+    weights.assign(np.full(weights.shape, np.nan, np.float32))
+
+
+@pytest.mark.parametrize("arch", ["pix2pix", "cyclegan"])
+def test_image_to_image_runs_recover_too(arch, tmp_path):
+    from kgan.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "pairs.npz", x_a=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8),
+             x_b=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8))
+    config = TrainConfig(arch=arch, dataset=str(tmp_path / "pairs.npz"), batch_size=4,
+                         base_filters=4, seed=3, epochs=3, tensorboard=False, curves=False)
+    result = lib.train(config, runs_dir=tmp_path / "runs", callbacks=[Once(5, poison_a_generator)])
+    assert (result.status, result.step) == ("finished", 9)
+    records, _ = runs.read_metrics(result.run_dir)
+    (recovery,) = [r for r in records if r.get("source") == "recovery"]
+    assert (recovery["step"], recovery["reason"]) == (3, "d_loss became nan")
+    assert recovery["g_lr"] == pytest.approx(1e-4)
+    assert all(r["health"]["status"] == "ok" for r in records if "source" not in r)
+    gan, _ = load_gan(result.run_dir, steps_per_epoch=3)  # as a resume loads it
+    if arch == "cyclegan":  # the schedule keeps its shape at half its base rate
+        schedule = gan.g_optimizer.get_config()["learning_rate"]["config"]
+        assert schedule == {"rate": pytest.approx(1e-4), "constant_steps": 6, "decay_steps": 3}
+    else:
+        assert float(gan.g_optimizer.learning_rate) == pytest.approx(1e-4)

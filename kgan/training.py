@@ -66,7 +66,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
         with runs.owned(run_dir):
-            return _fit(gan, config, data, run_dir, callbacks or [], reference)
+            return _fit(gan, config, data, run_dir, callbacks or [], reference, notify)
     except BaseException as e:
         if not (run_dir / runs.CHECKPOINT).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -99,7 +99,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
         with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
             tmp.write_text(config.to_json())
         try:
-            return _fit(gan, config, data, run_dir, callbacks or [], reference)
+            return _fit(gan, config, data, run_dir, callbacks or [], reference, notify)
         except KeyboardInterrupt:
             raise _stopped_at_once(run_dir) from None
 
@@ -155,7 +155,7 @@ def _steps_per_epoch(config: TrainConfig, data) -> int:
 
 
 def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
-         extra_callbacks: list, reference=None) -> TrainResult:
+         extra_callbacks: list, reference=None, notify=None) -> TrainResult:
     steps_per_epoch = _steps_per_epoch(config, data)
     gan.epoch_steps = steps_per_epoch  # fused steps stop at epoch ends
     epoch, step = divmod(gan.steps, steps_per_epoch)
@@ -206,6 +206,11 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
                     break
                 recoveries += 1
                 gan = _recovered(config, run_dir, steps_per_epoch, guard.reason, recoveries)
+                if notify:
+                    rate = base_rate(gan.g_optimizer)
+                    notify(f"Recovery {recoveries} of {config.recover}: {guard.reason}; "
+                           f"continuing from step {gan.steps} (the last good checkpoint) at "
+                           f"learning rate {rate:.3g}, with fresh noise")
                 guard.reason = None
                 epoch, step = divmod(gan.steps, steps_per_epoch)
                 runs.truncate_metrics(run_dir, epoch)

@@ -77,9 +77,12 @@ class Once(At):
 
 
 def test_a_nan_is_recovered_from_the_last_checkpoint_at_half_the_learning_rate(toy_npz, tmp_path):
+    news = []
     result = lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
-                       callbacks=[Once(15, poison)])
+                       callbacks=[Once(15, poison)], notify=news.append)
     assert (result.status, result.step) == ("finished", 36)
+    assert news == ["Recovery 1 of 2: d_loss became nan; continuing from step 12 (the last good "
+                    "checkpoint) at learning rate 0.0001, with fresh noise"]
     records, problems = runs.read_metrics(result.run_dir)
     assert problems == []
     (recovery,) = [r for r in records if r.get("source") == "recovery"]

@@ -22,7 +22,10 @@ RECOVERABLE = (DIVERGED, NON_FINITE)
 SEVERITY = (OK, WARNING, DIVERGED, NON_FINITE)
 
 D_WINS = 0.05  # D's loss below this (bce, minimax, lsgan, hinge: 0 is a perfect D) ...
-CLIMB_EPOCHS = 3  # ... in this many epochs in a row, while G's loss rises in each of them
+CLIMB_EPOCHS = 3  # ... in this many epochs in a row, while G's loss does not fall
+# bce, minimax, lsgan, hinge: a loss this large means logits in the thousands (healthy runs
+# stay within tens); wgan-gp's critic is unbounded and has no such ceiling.
+LOSS_CEILING = 1000.0
 RANGE_WINDOW = 5  # earlier epochs whose losses make the "recent range"
 RANGE_MIN_HISTORY = 3  # fewer earlier epochs than this: too early to know the range
 RANGE_FACTOR = 10.0  # a loss this many widths beyond its recent range is divergence
@@ -113,13 +116,16 @@ class Watchdog:
     def _divergence(self, losses: dict) -> list[str]:
         alarms = []
         recent = self.history[-(CLIMB_EPOCHS - 1):] if CLIMB_EPOCHS > 1 else []
+        if self.loss != "wgan-gp":
+            alarms += [f"{key} {value:.4g} is beyond {LOSS_CEILING:g}: the logits have blown up"
+                       for key, value in losses.items() if abs(value) > LOSS_CEILING]
         if (self.loss != "wgan-gp" and len(recent) == CLIMB_EPOCHS - 1 and "d_loss" in losses
                 and "g_loss" in losses):
             d = [float(r["d_loss"]) for r in recent] + [losses["d_loss"]]
             g = [float(r["g_loss"]) for r in recent] + [losses["g_loss"]]
-            if max(d) < D_WINS and all(b > a for a, b in zip(g, g[1:])):
+            if max(d) < D_WINS and g[-1] >= g[0]:
                 alarms.append(f"D wins: d_loss below {D_WINS} for {CLIMB_EPOCHS} epochs while "
-                              f"g_loss climbed to {g[-1]:.4g}")
+                              f"g_loss did not fall (now {g[-1]:.4g})")
         window = self.history[-RANGE_WINDOW:]
         if len(window) >= RANGE_MIN_HISTORY:
             for key, value in losses.items():

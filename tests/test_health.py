@@ -40,14 +40,27 @@ def test_each_alarm(record, finite, status, alarm):
     assert (verdict["status"], verdict["alarms"]) == (status, [alarm])
 
 
-def test_d_winning_while_g_climbs_is_divergence_except_for_wgan():
+def test_d_winning_while_g_does_not_fall_is_divergence_except_for_wgan():
     history = epochs((0.04, 3.0), (0.02, 4.0))
     record = {"d_loss": 0.01, "g_loss": 5.0}
     verdict = health.Watchdog("bce", history).check(record)
     assert verdict["status"] == "diverged"
-    assert verdict["alarms"] == ["D wins: d_loss below 0.05 for 3 epochs while g_loss climbed to 5"]
-    assert health.Watchdog("bce", history).check({"d_loss": 0.01, "g_loss": 3.5})["status"] == "ok"
+    assert verdict["alarms"] == ["D wins: d_loss below 0.05 for 3 epochs while g_loss did not "
+                                 "fall (now 5)"]
+    stuck = health.Watchdog("bce", epochs((0.0, 7.0), (0.0, 7.0))).check(
+        {"d_loss": 0.0, "g_loss": 7.0})  # saturated: the same loss every epoch
+    assert stuck["status"] == "diverged"
+    assert health.Watchdog("bce", history).check({"d_loss": 0.01, "g_loss": 2.5})["status"] == "ok"
     assert health.Watchdog("wgan-gp", history).check(record)["status"] == "ok"
+
+
+def test_a_loss_in_the_thousands_is_divergence_from_the_first_epoch():
+    verdict = health.Watchdog("bce").check({"d_loss": 28062.1, "g_loss": 1173770.6})
+    assert verdict["status"] == "diverged" and verdict["alarms"] == [
+        "d_loss 2.806e+04 is beyond 1000: the logits have blown up",
+        "g_loss 1.174e+06 is beyond 1000: the logits have blown up"]
+    assert health.Watchdog("wgan-gp").check({"d_loss": -3000.0, "g_loss": 2500.0})["status"] == (
+        "ok")
 
 
 def test_collapse_is_diversity_falling_or_classes_missing():

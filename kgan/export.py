@@ -220,13 +220,13 @@ def _translation_checks(gan):
     """Calls, inputs and expected answers for a pix2pix or cyclegan model's signatures."""
     rng = np.random.default_rng(CHECK_SEED)
     calls, inputs, expected = [], {}, {}
-    names = ["translate"] if len(gan.generators) == 1 else ["a2b", "b2a"]
-    for name, generator in zip(names, gan.generators):
+    endpoints = translation_endpoints(gan)
+    for name, generator in endpoints:
         direction = "b2a" if name == "b2a" else "a2b"
         x = rng.integers(0, 256, (CHECK_N, *generator.input.shape[1:]), dtype=np.uint8)
         scaled = x.astype(np.float32) / 127.5 - 1.0
         want = keras.ops.convert_to_numpy(gan.translate(scaled, direction))
-        raw = "b2a_raw" if name == "b2a" else "raw"
+        raw = raw_endpoint(name)
         pngs = np.array([tf.io.encode_png(image).numpy() for image in x])
         inputs.update({f"{name}/images": x, f"{name}_raw/images": scaled,
                        f"{name}_alone/images": scaled[:1], f"{name}_png/png_bytes": pngs})
@@ -237,8 +237,9 @@ def _translation_checks(gan):
                          f"{name}_alone/images": want[:1],
                          f"{name}_png/png_bytes": images.to_uint8(want)})
     calls.append(["serving", "serving_default", ["images"]])  # the first direction's
-    inputs["serving/images"] = inputs[f"{names[0]}/images"]
-    expected["serving/images"] = expected[f"{names[0]}/images"]
+    first = endpoints[0][0]
+    inputs["serving/images"] = inputs[f"{first}/images"]
+    expected["serving/images"] = expected[f"{first}/images"]
     return calls, inputs, expected
 
 
@@ -394,6 +395,19 @@ def encode_png(images):
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
 
 
+def translation_endpoints(model) -> list[tuple[str, keras.Model]]:
+    """Each direction's signature name and generator: pix2pix `translate`, cyclegan `a2b` and
+    `b2a` (its generators in that order)."""
+    names = ["translate"] if len(model.generators) == 1 else ["a2b", "b2a"]
+    return list(zip(names, model.generators))
+
+
+def raw_endpoint(name: str) -> str:
+    """The float signature of direction `name`: `raw` for the first, `b2a_raw` for cyclegan's
+    second."""
+    return "b2a_raw" if name == "b2a" else "raw"
+
+
 def _write_translation_savedmodel(model, path: Path) -> dict:
     """Writes a pix2pix or cyclegan model's signatures and returns their shapes,
     `{direction: [input (H, W, C), output (H, W, C)]}`.
@@ -408,9 +422,8 @@ def _write_translation_savedmodel(model, path: Path) -> dict:
     Tensors of another size or channels are refused with a message naming the model's shape.
     """
     archive = keras.export.ExportArchive()
-    names = ["translate"] if len(model.generators) == 1 else ["a2b", "b2a"]
     shapes = {}
-    for name, generator in zip(names, model.generators):
+    for name, generator in translation_endpoints(model):
         archive.track(generator)
         size, _, channels = generator.input.shape[1:]
         shapes["a2b" if name == "translate" else name] = [[size, size, channels],
@@ -419,7 +432,7 @@ def _write_translation_savedmodel(model, path: Path) -> dict:
         uint8_spec = tf.TensorSpec([None, size, size, channels], tf.uint8, name="images")
         for endpoint in [name] + (["serving_default"] if name != "b2a" else []):
             archive.add_endpoint(endpoint, signatures["uint8"], input_signature=[uint8_spec])
-        archive.add_endpoint("raw" if name != "b2a" else "b2a_raw", signatures["float"],
+        archive.add_endpoint(raw_endpoint(name), signatures["float"],
                              input_signature=[tf.TensorSpec([None, size, size, channels],
                                                             tf.float32, name="images")])
         archive.add_endpoint(f"{name}_png", signatures["png"], input_signature=[

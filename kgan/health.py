@@ -44,7 +44,7 @@ def diversity(images: np.ndarray) -> float:
 
 def weights_finite(weights) -> bool:
     """True when every array in `weights` holds finite numbers only."""
-    return all(np.isfinite(np.asarray(w, np.float64)).all() for w in weights)
+    return all(np.isfinite(np.asarray(w)).all() for w in weights)  # float or integer arrays
 
 
 class Watchdog:

@@ -1,6 +1,6 @@
 """Training speed of kgan against the usual ways to train the same GAN, side by side.
 
-    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup] [--steps N] [--reps 3]
+    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N] [--reps 3]
 
 Every row runs in its own process, one after another, on the same machine, with the same
 data (Fashion-MNIST from the Debian package), the same architecture and the same batch size:
@@ -18,6 +18,10 @@ Each row trains `reps + 1` epochs of `--steps` steps and reports the median of t
 (the first pays for compilation), from the start of an epoch to the end of its last callback.
 Prints one JSON object: steps/s, images/s, the ratio to the row's baseline, peak RSS, and the
 model FLOP/s achieved against the matmul peak measured in the same run.
+
+`memory` trains the default MLP run (`kgan.training.train` with its checkpoints, grids,
+TensorBoard and curves every epoch) for 50 epochs of 100 steps and reports its resident memory
+after each epoch: a leak shows as growth from epoch 5 to epoch 50.
 """
 
 from __future__ import annotations
@@ -204,6 +208,39 @@ def kgan_train(args) -> dict:
     return {"epoch_seconds": timer.seconds}
 
 
+MEMORY_EPOCHS, MEMORY_STEPS = 50, 100
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (not its peak), from /proc."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return round(kib / 1024, 1)
+
+
+def memory(args) -> dict:
+    import dataclasses
+
+    import keras
+
+    from kgan import training
+
+    class Resident(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.mb = []
+
+        def on_epoch_end(self, epoch, logs=None):  # after the run's own epoch-end callbacks
+            self.mb.append(_rss_mb())
+
+    resident = Resident()
+    config = dataclasses.replace(_config("mlp", args), epochs=MEMORY_EPOCHS,
+                                 steps_per_epoch=MEMORY_STEPS)
+    with tempfile.TemporaryDirectory() as runs_dir:
+        training.train(config, runs_dir=runs_dir, callbacks=[resident])
+    return {"rss_mb": resident.mb}
+
+
 def kgan_in_memory(args) -> dict:
     """kgan's own compiled step, run by `fit` as kgan runs it (XLA and fused steps as chosen
     for the architecture), on one batch already in memory: no input pipeline, no callbacks."""
@@ -283,7 +320,7 @@ def conv_kernels(args) -> dict:
 
 WORKERS = {"matmul_peak": matmul_peak, "torch_reference": torch_reference,
            "keras_io": keras_io, "kgan_tensorflow_in_memory": kgan_in_memory,
-           "model_flops": model_flops, "conv_kernels": conv_kernels}
+           "model_flops": model_flops, "conv_kernels": conv_kernels, "memory": memory}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +380,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, help="steps per timed epoch (default: per arch)")
     parser.add_argument("--reps", type=int, default=3, help="timed epochs after one warm-up")
-    parser.add_argument("--only", choices=(*ARCHS, "startup"), help="one section only")
+    parser.add_argument("--only", choices=(*ARCHS, "startup", "memory"),
+                        help="one section only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arch", default="mlp", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -357,7 +395,14 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "timed_epochs": args.reps}
     if args.only in (None, "startup"):
         report["startup"] = startup()
-    if args.only == "startup":
+    if args.only in (None, "memory"):
+        rss = run_worker("memory", "mlp", MEMORY_STEPS, 0)["rss_mb"]
+        report["memory"] = {"epochs": MEMORY_EPOCHS, "steps_per_epoch": MEMORY_STEPS,
+                            "rss_mb_after_epoch": {5: rss[4], 10: rss[9], 25: rss[24],
+                                                   50: rss[49]},
+                            "growth_epoch_5_to_50": round(rss[49] / rss[4] - 1, 4)}
+    if args.only in ("startup", "memory"):
+        report["targets"] = targets(report)
         print(json.dumps(report, indent=2))
         return
     peak = run_worker("matmul_peak", "mlp", 0, 0)["gflops"]
@@ -397,7 +442,7 @@ def main() -> None:
 
 
 def targets(report: dict) -> dict:
-    """Issue #8's targets, as ratios measured in this one run."""
+    """The project's speed and memory targets (issues 8 and 18), as measured in this one run."""
 
     def fastest(arch):  # ratio of kgan's fastest backend
         return max(v["ratio"] for k, v in report[arch]["rows"].items()
@@ -412,6 +457,9 @@ def targets(report: dict) -> dict:
             "input_pipeline_cost"]
     if "dcgan" in report:
         checks["dcgan: fastest kgan backend / keras_io >= 1.3"] = fastest("dcgan")
+    if "memory" in report:
+        checks["memory: RSS growth from epoch 5 to 50 < 0.05"] = report["memory"][
+            "growth_epoch_5_to_50"]
     return {name: {"value": value, "met": value < 0.05 if "<" in name
                    else value >= float(name.rsplit(" ", 1)[1])}
             for name, value in checks.items()}

@@ -20,7 +20,8 @@ def runs(
     runs_dir: Annotated[Path, typer.Argument(help="Folder of run directories.")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead.")] = False,
 ) -> None:
-    """List runs: dataset, arch, loss, backend, progress, last losses, best FID, status, size."""
+    """List runs: dataset, arch, loss, backend, progress, last losses, best FID, health,
+    status, size."""
     if not runs_dir.is_dir():
         fail(f"No such folder: {runs_dir}")
     summaries = [runs_lib.summary(run) for run in runs_lib.list_runs(runs_dir)]
@@ -33,14 +34,14 @@ def runs(
         return
     table = Table(title=f"Runs in {runs_dir}/")
     for column in ("name", "dataset", "arch", "loss", "backend", "epochs", "d_loss", "g_loss",
-                   "best FID", "last eval", "status", "size"):
+                   "best FID", "last eval", "health", "status", "size"):
         table.add_column(column, justify="right" if column in ("epochs", "size") else "left")
     for s in summaries:
         style = STATUS_STYLE.get(s["status"], "")
         table.add_row(
             s["name"], _str(s["dataset"]), _str(s["arch"]), _str(s["loss"]), _str(s["backend"]),
             f"{s['epochs_done']}/{_str(s['epochs'])}", _num(s["d_loss"]), _num(s["g_loss"]),
-            _num(s["best_fid"]), _eval(s["last_eval"]),
+            _num(s["best_fid"]), _eval(s["last_eval"]), _health(s),
             f"[{style}]{s['status']}[/]" if style else s["status"],
             human_size(s["size_bytes"]))
     out = Console()
@@ -69,6 +70,18 @@ def _eval(metrics: dict | None) -> str:
              "cycle_l1": ("cycle", ".3f"), "target_share": ("to B", ".0%")}
     return " ".join(f"{name} {metrics[key]:{spec}}" for key, (name, spec) in names.items()
                     if key in metrics) or "-"
+
+
+HEALTH_STYLE = {"warning": "yellow", "diverged": "red", "non_finite": "red"}
+
+
+def _health(summary: dict) -> str:
+    """The last epoch's verdict of the watchdog, and the recoveries: "ok, 1 recovery"."""
+    verdict = summary.get("health") or "-"
+    if verdict in HEALTH_STYLE:
+        verdict = f"[{HEALTH_STYLE[verdict]}]{verdict}[/]"
+    count = summary.get("recoveries") or 0
+    return verdict + (f", {count} recover{'y' if count == 1 else 'ies'}" if count else "")
 
 
 def _str(value) -> str:

@@ -76,10 +76,13 @@ def test_runs_lists_every_status(tmp_path, toy_npz):
     assert [(r["epochs_done"], r["epochs"]) for r in listed] == [(1, 1), (1, 3), (1, 3)]
     assert all(r["size_bytes"] > 100_000 and r["dataset"] == str(toy_npz) for r in listed)
     assert listed[0]["d_loss"] == runs.read_metrics(home / "00000-mlp-toy")[0][-1]["d_loss"]
+    # The poisoned run was recovered twice (the poison struck again each time) before failing.
+    assert [(r["health"], r["recoveries"]) for r in listed] == [("ok", 0), ("ok", 0), ("ok", 2)]
 
     table = runner.invoke(app, ["runs", str(home)])
     assert table.exit_code == 0
-    for text in ("00001-mlp-toy", "interrupted", "failed", "finished", "1/3", "tensorflow", " MB"):
+    for text in ("00001-mlp-toy", "interrupted", "failed", "finished", "1/3", "tensorflow", " MB",
+                 "ok, 2 recoveries"):
         assert text in table.stdout
 
 

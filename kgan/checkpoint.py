@@ -160,10 +160,11 @@ def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
         gan.use_ema()
     # A schedule (cyclegan's) has no variable in the checkpoint: the base rates that a
     # `--recover` before this checkpoint set are in metrics.jsonl (a float rate is restored).
-    recovered = [r for r in runs.read_metrics(run_dir)[0]
-                 if r.get("source") == "recovery" and r.get("step", math.inf) < gan.steps]
-    if recovered and isinstance(gan.g_optimizer.get_config()["learning_rate"], dict):
-        for name in ("d_optimizer", "g_optimizer"):
+    # Read only for a schedule: every other load (sample, export, eval) skips the file.
+    if isinstance(gan.g_optimizer.get_config()["learning_rate"], dict):
+        recovered = [r for r in runs.recoveries(runs.read_metrics(run_dir)[0])
+                     if r.get("step", math.inf) < gan.steps]
+        for name in ("d_optimizer", "g_optimizer") if recovered else ():
             set_base_rate(getattr(gan, name), recovered[-1][name.replace("optimizer", "lr")])
     return gan, config
 

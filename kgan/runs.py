@@ -177,6 +177,11 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
     return records, problems
 
 
+def recoveries(records: list[dict]) -> list[dict]:
+    """The `--recover` records among a run's metric records, oldest first."""
+    return [r for r in records if r.get("source") == "recovery"]
+
+
 def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
     """Drops metric lines of epochs after `last_epoch` (and damaged ones): a resume redoes them."""
     if not (run_dir / METRICS).exists():
@@ -257,7 +262,7 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         "epochs_done": last.get("epoch", 0), "step": last.get("step", 0),
         "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
         "health": (last.get("health") or {}).get("status"),
-        "recoveries": sum(1 for r in records if r.get("source") == "recovery"),
+        "recoveries": len(recoveries(records)),
         "best_fid": min(fids) if fids else None,
         "last_eval": {k: evals[-1][k] for k in TRANSLATION_METRICS if k in evals[-1]}
         if evals else None, "status": status.get("status", "unknown"),

@@ -190,7 +190,7 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)
 
-    recoveries = sum(1 for r in runs.read_metrics(run_dir)[0] if r.get("source") == "recovery")
+    recoveries = len(runs.recoveries(runs.read_metrics(run_dir)[0]))
     runs.write_status(run_dir, "running")
     try:
         with _sigint_stops(guard):
@@ -245,7 +245,7 @@ def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason:
     recovery restarted from this same checkpoint, that recovery's (so a second try from one
     checkpoint runs at a quarter of its rate)."""
     gan, _ = load_gan(run_dir, distributed=True, config=config, steps_per_epoch=steps_per_epoch)
-    previous = [r for r in runs.read_metrics(run_dir)[0] if r.get("source") == "recovery"]
+    previous = runs.recoveries(runs.read_metrics(run_dir)[0])
     again = previous and previous[-1].get("step") == gan.steps
     rates = {}
     for name in ("d_optimizer", "g_optimizer"):

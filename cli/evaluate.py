@@ -19,7 +19,8 @@ def evaluate(
     run_dir: Annotated[Path | None, typer.Argument(
         help="Run to evaluate.", show_default="the newest run in --runs-dir")] = None,
     model: Annotated[Path | None, typer.Option(
-        help="Evaluate an exported model instead: saved_models/NAME[/VERSION].")] = None,
+        help="Evaluate an exported model instead: saved_models/NAME or "
+             "saved_models/NAME/VERSION.")] = None,
     dataset: Annotated[str | None, typer.Option(
         help="Evaluate this dataset's real training images instead (the best a GAN can do).")
     ] = None,

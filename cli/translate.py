@@ -14,7 +14,8 @@ from kgan.config import one_of
 
 def translate(
     model: Annotated[Path, typer.Argument(
-        help="A pix2pix or cyclegan run directory, or its export (saved_models/NAME[/VERSION]).",
+        help="A pix2pix or cyclegan run directory, or its export (saved_models/NAME or "
+             "saved_models/NAME/VERSION).",
         show_default=False)],
     inputs: Annotated[Path, typer.Argument(
         metavar="INPUT", help="An image (png/jpg) or a folder of them (searched recursively).",

@@ -137,6 +137,15 @@ def test_real_process_no_traceback_and_bad_flag_exit_2(tmp_path):
     assert help_.returncode == 0 and "train" in help_.stdout
 
 
+@pytest.mark.parametrize("command", ["train", "sample", "export", "eval", "runs", "show",
+                                     "translate"])
+def test_every_command_prints_its_help(command):
+    # Rich reads help text as markup: "[/VERSION]" once crashed `kgan eval --help`.
+    help_ = subprocess.run([*KGAN, command, "--help"], capture_output=True, text=True)
+    assert help_.returncode == 0 and help_.stderr == ""
+    assert f" {command} [OPTIONS]" in help_.stdout
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, toy_npz):
     runs = tmp_path / "runs"

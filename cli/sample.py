@@ -44,6 +44,9 @@ def sample(
         help="Write a walk of this many frames between random latents (spherical): a PNG "
              "strip, one row per walk (per class for conditional runs), and an animated GIF.",
         show_default="off; writes RUN_DIR/samples/interpolate-seed<SEED>.png")] = None,
+    truncation: Annotated[float, typer.Option(
+        help="stylegan: pull each style this far from the average towards its own (1: none, "
+             "0: the average image; 0.5-0.7 trades variety for quality).")] = 1.0,
     ema: UseEma = True,
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
@@ -73,6 +76,7 @@ def sample(
             version = source.version_dir
             walk = "" if interpolate is None else "-interpolate"
             out = out or Path(f"{version.parent.name}-v{version.name}{walk}-seed{seed}.png")
+        source.truncate(truncation)
         if interpolate is not None:
             walks = draw.interpolate(source, interpolate, seed,
                                      rows if rows is not None else

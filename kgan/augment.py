@@ -4,6 +4,9 @@ The same policies are applied to real and to fake images before the discriminato
 update and in the generator's; gradients flow through them to the generator. Random
 parameters come in as uniforms `u` of shape `(n, num_params(policies))`, drawn by the caller
 from the model's SeedGenerator, so augmented runs resume exactly and run on every backend.
+
+Adaptive (ADA, Karras et al. 2020): each policy is applied to each image with probability p,
+one more uniform per policy deciding. p = 0 leaves the images as they are.
 """
 
 from __future__ import annotations
@@ -15,16 +18,24 @@ CUTOUT_RATIO = 0.5  # side of the erased square, as a fraction of the image side
 PARAMS = {"translation": 2, "cutout": 2, "color": 3}  # uniforms each policy takes per image
 
 
-def num_params(policies) -> int:
-    return sum(PARAMS[policy] for policy in policies)
+def num_params(policies, adaptive: bool = False) -> int:
+    """Uniforms per image: each policy's, and with `adaptive` one more per policy."""
+    return sum(PARAMS[policy] + adaptive for policy in policies)
 
 
-def apply(x, policies, u):
-    """Augments images `x` (N, H, W, C) with `policies` in order, using uniforms `u` (N, k)."""
+def apply(x, policies, u, p=None):
+    """Augments images `x` (N, H, W, C) with `policies` in order, using uniforms `u` (N, k);
+    with a probability `p` (a scalar), each policy only where its extra uniform is below p."""
     i = 0
     for policy in policies:
-        x = _FUNCTIONS[policy](x, u[:, i : i + PARAMS[policy]])
+        augmented = _FUNCTIONS[policy](x, u[:, i : i + PARAMS[policy]])
         i += PARAMS[policy]
+        if p is None:
+            x = augmented
+        else:
+            chosen = ops.cast(u[:, i] < ops.cast(p, u.dtype), x.dtype)[:, None, None, None]
+            x = x + chosen * (augmented - x)
+            i += 1
     return x
 
 

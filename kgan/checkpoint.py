@@ -26,12 +26,15 @@ WEIGHTS_MEMBER = "model.weights.h5"  # the weights inside a `.keras` file
 # XLA where it is faster: the MLP GAN's dense step ran 50 vs 34 steps/s with XLA on the 2-core
 # CI machine; the DCGAN's convolutions ran slower under XLA (2.9 vs 5.3 steps/s, issue #8).
 # JAX always compiles with XLA; torch.compile cannot do wgan-gp's double backward, so off.
-JIT_DEFAULT = {"mlp": True, "dcgan": False, "pix2pix": False, "cyclegan": False}
+# The residual and style-based models are convolutional as well: off, as for the DCGAN.
+JIT_DEFAULT = {"mlp": True, "dcgan": False, "resnet": False, "stylegan": False,
+               "pix2pix": False, "cyclegan": False}
 
 # Steps fused into one TensorFlow call: the MLP GAN's ~17 ms step paid ~3 ms of per-call
 # dispatch in `fit`, and 16 fused steps ran 65 vs 55 steps/s (issue #8). The JAX trainer loops
 # in Python either way and Keras' torch trainer allows only 1.
-FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1, "pix2pix": 1, "cyclegan": 1}
+FUSED_STEPS_DEFAULT = {"mlp": 16, "dcgan": 1, "resnet": 1, "stylegan": 1, "pix2pix": 1,
+                       "cyclegan": 1}
 
 
 class NoRoom(KganError):
@@ -92,7 +95,9 @@ def build_gan(config: TrainConfig, distributed: bool = False,
             keras.config.set_dtype_policy(previous)
         gan = GAN(generator, discriminator, config.latent_dim, seed=config.seed,
                   num_classes=config.num_classes if config.conditional else None,
-                  ema=config.ema, ema_start=config.ema_start)
+                  ema=config.ema, ema_start=config.ema_start,
+                  ada_target=config.ada_target if config.adaptive else None,
+                  ada_kimg=config.ada_kimg)
 
         def adam():
             optimizer = keras.optimizers.Adam(config.lr, config.beta1, config.beta2)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from kgan.errors import KganError
 
-ARCHS = ("mlp", "dcgan", "pix2pix", "cyclegan")
+ARCHS = ("mlp", "dcgan", "resnet", "stylegan", "pix2pix", "cyclegan")
 TRANSLATION_ARCHS = ("pix2pix", "cyclegan")  # image -> image (kgan.translation)
 LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
+ADAPTIVE = "ada"  # in `augment`: the policies each with an adapted probability (kgan.augment)
 EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
 MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 
@@ -112,7 +113,17 @@ def policies(name: str, value) -> None:
         raise KganError(f"`{name}` must name some of {', '.join(AUGMENTATIONS)}, comma-separated. "
                         f"Received: {name}={value}")
     for policy in chosen:
-        one_of(AUGMENTATIONS)(name, policy)
+        one_of((*AUGMENTATIONS, ADAPTIVE))(name, policy)
+
+
+def fraction(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise KganError(f"`{name}` must be in (0, 1). Received: {name}={value}")
+
+
+def probability(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise KganError(f"`{name}` must be in [0, 1]. Received: {name}={value}")
 
 
 def option(default, help: str, check: Callable | None = None, *, shown: str | None = None,
@@ -156,17 +167,26 @@ class TrainConfig:
     image_size: int | None = option(None, "Resize images to this square size.", image_size,
                                     shown="the dataset's own (folders: 64)")
     arch: str = option("mlp", "Model family: mlp (the classic MLP GAN), dcgan (convolutional; "
-                       "sizes like 28, 32, 64); image to image: pix2pix (paired A/B data) or "
+                       "sizes like 28, 32, 64), resnet (SNGAN/BigGAN residual blocks), stylegan "
+                       "(StyleGAN2-style); image to image: pix2pix (paired A/B data) or "
                        "cyclegan (unpaired).", one_of(ARCHS))
     loss: str | None = option(None, "Adversarial loss: bce (non-saturating), minimax, lsgan, "
                               "hinge or wgan-gp.", one_of(LOSSES),
-                              shown="`bce`; cyclegan: `lsgan` (its paper's)")
+                              shown="`bce`; resnet: `hinge`; cyclegan: `lsgan` (their papers')")
     batch_size: int | None = option(None, "Global batch size.", positive_int,
                                     shown="64; pix2pix, cyclegan: 1 (their papers')")
     latent_dim: int = option(100, "Length of the noise vector z.",
                              at_most(65536, "the first layer alone would not fit"))
-    base_filters: int = option(64, "dcgan: filters of the widest-resolution conv layer.",
-                               at_most(4096, "the conv layers would not fit"))
+    base_filters: int | None = option(
+        None, "Convolutional archs: filters at the image's own resolution (doubling per "
+        "halving, at most 8x).", at_most(4096, "the conv layers would not fit"),
+        shown="64; stylegan: 32")
+    attention: int | None = option(None, "resnet: a self-attention block at this resolution "
+                                   "(e.g. 32 or 64; BigGAN's 64).", positive_int, shown="none")
+    mapping_layers: int = option(2, "stylegan: layers of the mapping network z -> w "
+                                 "(StyleGAN2: 8).", positive_int)
+    style_mixing: float = option(0.9, "stylegan: share of training images whose later layers "
+                                 "take a second style (0: off).", probability)
     lr: float = option(2e-4, "Adam learning rate of G and D.", positive_number, shown="2e-4")
     beta1: float = option(0.5, "Adam beta_1 (0.5 is the DCGAN setting).", adam_beta)
     beta2: float = option(0.999, "Adam beta_2.", adam_beta)
@@ -200,14 +220,21 @@ class TrainConfig:
         "and export use it.", decay, shown="off")
     ema_start: int = option(1000, "Generator steps before the average starts (it copies G "
                             "until then).", non_negative_int)
-    spectral_norm: bool = option(False, "Spectrally normalize D's weight layers.", flag,
-                                 flags=("--spectral-norm",), shown="off")
-    r1: float = option(0.0, "R1 penalty weight gamma on real images (e.g. 10; 0 = off).",
-                       non_negative_number, shown="0 (off)")
+    spectral_norm: bool | None = option(
+        None, "Spectrally normalize D's weight layers.", optional_flag,
+        flags=("--spectral-norm/--no-spectral-norm",), shown="off; resnet: on")
+    r1: float | None = option(None, "R1 penalty weight gamma on real images (e.g. 10; 0 = off).",
+                              non_negative_number, shown="0 (off); stylegan: 1")
     r1_every: int = option(16, "Compute R1 every N discriminator steps (lazy regularization).",
                            positive_int)
     augment: str = option("", "DiffAugment D's inputs, real and fake: comma-separated "
-                          "translation, cutout, color.", policies, shown="none")
+                          "translation, cutout, color; with ada, each applied with a probability "
+                          "p adapted to D's overfitting (ada alone: all three).", policies,
+                          shown="none")
+    ada_target: float = option(0.6, "ada: the r_t = E[sign(D(real))] that p is steered to.",
+                               fraction)
+    ada_kimg: int = option(100, "ada: thousands of images over which p can rise from 0 to 1 "
+                           "(StyleGAN2-ADA: 500).", positive_int)
     backend: str = option("tensorflow", "Keras backend: tensorflow, jax or torch.",
                           one_of(BACKENDS), envvar="KERAS_BACKEND")
     sample_every: int = option(1, "Write a sample grid every N epochs.", positive_int,
@@ -255,7 +282,13 @@ class TrainConfig:
         if self.batch_size is None:
             self.batch_size = 1 if self.arch in TRANSLATION_ARCHS else 64
         if self.loss is None:
-            self.loss = "lsgan" if self.arch == "cyclegan" else "bce"
+            self.loss = {"cyclegan": "lsgan", "resnet": "hinge"}.get(self.arch, "bce")
+        if self.base_filters is None:
+            self.base_filters = 32 if self.arch == "stylegan" else 64
+        if self.spectral_norm is None:
+            self.spectral_norm = self.arch == "resnet"
+        if self.r1 is None:  # StyleGAN2's lazy R1; its gamma is tuned per dataset (0.01-10)
+            self.r1 = 1.0 if self.arch == "stylegan" else 0.0
 
     def validate(self) -> TrainConfig:
         """Checks every field and returns `self`; raises `KganError` naming the bad field."""
@@ -278,6 +311,9 @@ class TrainConfig:
             at_most(MAX_CLASSES, "a label embedding that large")("num_classes", self.num_classes)
         if self.arch in TRANSLATION_ARCHS:
             self._check_translation()
+        if self.attention is not None and self.arch != "resnet":
+            raise KganError(f"--attention is for --arch resnet. Received: attention="
+                            f"{self.attention}, arch={self.arch}")
         if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "
@@ -296,8 +332,9 @@ class TrainConfig:
             "spectral_norm": "the PatchGAN discriminator is instance-normalized",
             "mixed_precision": "image-to-image runs train in float32",
         }
+        family = TrainConfig(arch=self.arch)
         for name, why in unsupported.items():
-            value, default = getattr(self, name), _DEFAULTS[name]
+            value, default = getattr(self, name), getattr(family, name)
             if value != default:
                 raise KganError(f"--{name.replace('_', '-')} does not apply to --arch {self.arch} "
                                 f"({why}). Received: {name}={value}")
@@ -337,8 +374,17 @@ class TrainConfig:
 
     @property
     def augmentations(self) -> tuple[str, ...]:
-        """The DiffAugment policies of `augment`, in the order given."""
-        return tuple(p.strip() for p in self.augment.split(",") if p.strip())
+        """The DiffAugment policies of `augment`, in the order given (with `ada`: all of them
+        if it names none)."""
+        chosen = tuple(p.strip() for p in self.augment.split(",") if p.strip())
+        if chosen == (ADAPTIVE,):
+            return AUGMENTATIONS
+        return tuple(p for p in chosen if p != ADAPTIVE)
+
+    @property
+    def adaptive(self) -> bool:
+        """`--augment ada`: the policies are applied with an adapted probability p."""
+        return ADAPTIVE in (p.strip() for p in self.augment.split(","))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -370,9 +416,6 @@ class TrainConfig:
             return cls.from_dict(data).validate()
         except TypeError as e:
             raise KganError(f"Cannot read {path}: {e}") from None
-
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def options() -> list[dataclasses.Field]:

@@ -28,9 +28,22 @@ CHUNK = 256  # images per generator call: bounds memory for large n
 class Source:
     """Where images come from. `latents(n, seed)`: float32 (n, latent_dim), the same for the
     same seed; `generate(z, labels)`: float images in [-1, 1]; `num_classes`: None unless
-    conditional."""
+    conditional; `truncates`: a StyleGAN-style generator, drawn at psi `truncation`."""
 
     num_classes: int | None = None
+    truncates: bool = False
+    truncation: float = 1.0
+
+    def truncate(self, psi: float) -> Source:
+        """Draws at truncation `psi` from now on (1: none); raises `KganError` for a generator
+        without truncation, or a psi that is not a finite number."""
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not np.isfinite(psi):
+            raise KganError(f"`truncation` must be a finite number. Received: truncation={psi}")
+        if psi != 1 and not self.truncates:
+            raise KganError("--truncation needs a stylegan generator (it pulls styles towards "
+                            f"their average). Received: truncation={psi}")
+        self.truncation = float(psi)
+        return self
 
     def latents(self, n: int, seed: int) -> np.ndarray:
         raise NotImplementedError
@@ -49,14 +62,14 @@ class GANSource(Source):
     from the moving average). Latents come from `gan.sample_noise(n, seed)`."""
 
     def __init__(self, gan):
-        self.gan, self.num_classes = gan, gan.num_classes
+        self.gan, self.num_classes, self.truncates = gan, gan.num_classes, gan.truncates
 
     def latents(self, n, seed):
         return keras.ops.convert_to_numpy(self.gan.sample_noise(n, seed=seed))
 
     def _generate(self, z, labels):
         return keras.ops.convert_to_numpy(
-            self.gan.generator(self.gan.g_inputs(z, labels), training=False))
+            self.gan.generator(self.gan.g_inputs(z, labels, self.truncation), training=False))
 
 
 class ExportSource(Source):
@@ -66,6 +79,7 @@ class ExportSource(Source):
     def __init__(self, version_dir: Path):
         self.version_dir, self.meta = version_dir, export.metadata(version_dir)
         self.num_classes = self.meta.get("num_classes")
+        self.truncates = bool(self.meta.get("truncation"))
         try:
             self.raw = tf.saved_model.load(str(version_dir)).signatures["raw"]
         except Exception as e:
@@ -76,6 +90,8 @@ class ExportSource(Source):
 
     def _generate(self, z, labels):
         inputs = {"z": z} if labels is None else {"z": z, "label": labels}
+        if self.truncates:
+            inputs["truncation"] = tf.constant(self.truncation, tf.float32)
         return self.raw(**inputs)["images"].numpy()
 
 

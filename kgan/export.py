@@ -73,6 +73,8 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
 
     A conditional run's signatures also take a `label`: int32 [None] beside `z`, and an int32
     scalar in `generate` whose default, -1, gives the classes in turn (0, 1, ...).
+    A stylegan run's signatures also take `truncation`: a float32 scalar psi, 1 for none, 0
+    for the average image (every signature needs it).
     With `ema` (default), a run trained with `--ema` exports the moving average of its
     generator's weights.
     """
@@ -105,9 +107,11 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             warmup = {"z": np.zeros((1, config.latent_dim), np.float32)}
             if gan.num_classes:
                 warmup["label"] = np.zeros((1,), np.int32)
+            if gan.truncates:
+                warmup["truncation"] = np.ones((), np.float32)
             about = {"latent_dim": config.latent_dim, "num_classes": gan.num_classes,
-                     "ema": bool(ema and config.ema), "max_batch": max_batch,
-                     "signatures": list(SIGNATURES)}
+                     "truncation": gan.truncates, "ema": bool(ema and config.ema),
+                     "max_batch": max_batch, "signatures": list(SIGNATURES)}
         _write_warmup(tmp / WARMUP, name, warmup)
         metadata = {
             "name": name, **about, "image_shape": list(config.image_shape),
@@ -148,6 +152,7 @@ np.savez(out_file, **out)
 """
 CHECK_N = 8  # images per checked call
 CHECK_SEED = 1234
+CHECK_TRUNCATION = 0.7  # stylegan exports are checked at a psi that changes the images
 
 
 def check(path: Path, gan, config, max_batch: int = 1024) -> dict:
@@ -197,8 +202,9 @@ def _noise_checks(gan, n: int):
     z = rng.standard_normal((n, gan.latent_dim)).astype(np.float32)
     labels = None if not gan.num_classes else np.arange(n, dtype=np.int32) % gan.num_classes
     rest = ["label"] if labels is not None else []
+    psi = CHECK_TRUNCATION if gan.truncates else 1.0
     want = keras.ops.convert_to_numpy(gan.generator(gan.g_inputs(
-        keras.ops.convert_to_tensor(z), gan.labels_for(n, labels)), training=False))
+        keras.ops.convert_to_tensor(z), gan.labels_for(n, labels), psi), training=False))
     inputs = {"serving/z": z, "raw/z": z, "alone/z": z[:1],
               "generate/n": np.array(n, np.int32), "generate/seed": np.array(CHECK_SEED, np.int64),
               "png/n": np.array(n, np.int32), "png/seed": np.array(CHECK_SEED, np.int64)}
@@ -206,11 +212,16 @@ def _noise_checks(gan, n: int):
         inputs.update({"serving/label": labels, "raw/label": labels, "alone/label": labels[:1],
                        "generate/label": np.array(-1, np.int32),
                        "png/label": np.array(-1, np.int32)})
+    if gan.truncates:
+        rest.append("truncation")
+        inputs.update({f"{call}/truncation": np.array(psi, np.float32)
+                       for call in ("serving", "raw", "alone", "generate", "png")})
     calls = [["serving", "serving_default", ["z", *rest]], ["raw", "raw", ["z", *rest]],
              ["alone", "raw", ["z", *rest]], ["generate", "generate", ["n", "seed", *rest]],
              ["png", "generate_png", ["n", "seed", *rest]]]
     # generate's noise is keras.random.normal's for an int seed on TensorFlow (export.noise).
-    drawn = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(n, seed=CHECK_SEED)))
+    drawn = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(n, seed=CHECK_SEED,
+                                                                    truncation=psi)))
     expected = {"serving/images": images.to_uint8(want), "raw/images": want,
                 "alone/images": want[:1], "generate/images": drawn, "png/png_bytes": drawn}
     return calls, inputs, expected
@@ -283,6 +294,21 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
     generate_spec = [tf.TensorSpec([], tf.int32, name="n"),
                      tf.TensorSpec([], tf.int64, name="seed")]
+    # A StyleGAN-style generator: every signature also takes the truncation psi (a scalar),
+    # passed on to the endpoints below as their last, optional argument.
+    truncates = any(t.name == "truncation" for t in generator.inputs)
+    psi_spec = [tf.TensorSpec([], tf.float32, name="truncation")] if truncates else []
+
+    def run(z, labels=None, psi=()):
+        inputs = [z] if labels is None else [z, labels]
+        if truncates:
+            inputs.append(tf.fill(tf.shape(z)[:1], checked_psi(*psi)))
+        return generator(inputs[0] if len(inputs) == 1 else inputs, training=False)
+
+    def checked_psi(psi):
+        with tf.control_dependencies([tf.debugging.assert_all_finite(
+                psi, message="truncation must be finite (no NaN or inf)")]):
+            return tf.identity(psi)
 
     # Inputs are checked in the graph, so that a client gets a message rather than black
     # images (NaN in z) or TensorFlow's words for a shape error.
@@ -298,26 +324,27 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                 z, message="z must be finite (no NaN or inf)")]):
             return tf.identity(z)
 
-    def generate_images(n, seed, labels=None):
-        z = noise(n, seed, latent_dim)
-        return generator(z if labels is None else [z, labels], training=False)
+    def generate_images(n, seed, labels=None, psi=()):
+        return run(noise(n, seed, latent_dim), labels, psi)
 
-    def unconditional(z):
-        return generator(checked_z(z), training=False)
+    def unconditional(z, psi):
+        return run(checked_z(z), None, psi)
 
     archive = keras.export.ExportArchive()
     archive.track(generator)
     if num_classes is None:
-        archive.add_endpoint("serving_default", lambda z: {"images": to_uint8(unconditional(z))},
-                             input_signature=[z_spec])
+        archive.add_endpoint("serving_default",
+                             lambda z, *psi: {"images": to_uint8(unconditional(z, psi))},
+                             input_signature=[z_spec, *psi_spec])
         archive.add_endpoint(
-            "generate", lambda n, seed: {"images": to_uint8(generate_images(checked_n(n), seed))},
-            input_signature=generate_spec)
-        archive.add_endpoint("raw", lambda z: {"images": unconditional(z)},
-                             input_signature=[z_spec])
+            "generate", lambda n, seed, *psi: {"images": to_uint8(generate_images(
+                checked_n(n), seed, None, psi))}, input_signature=[*generate_spec, *psi_spec])
+        archive.add_endpoint("raw", lambda z, *psi: {"images": unconditional(z, psi)},
+                             input_signature=[z_spec, *psi_spec])
         archive.add_endpoint(
-            "generate_png", lambda n, seed: {"png_bytes": encode_png(to_uint8(
-                generate_images(checked_n(n), seed)))}, input_signature=generate_spec)
+            "generate_png", lambda n, seed, *psi: {"png_bytes": encode_png(to_uint8(
+                generate_images(checked_n(n), seed, None, psi)))},
+            input_signature=[*generate_spec, *psi_spec])
     else:
         def checked(labels):
             message = f"label must be in [0, {num_classes})"
@@ -326,36 +353,44 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                     tf.debugging.assert_less(labels, num_classes, message=message)]):
                 return tf.identity(labels)
 
-        def conditional(z, label):
+        def conditional(z, label, psi):
             z = checked_z(z)
             with tf.control_dependencies([tf.debugging.assert_equal(
                     tf.shape(z)[0], tf.shape(label)[0],
                     message="z and label must have the same number of rows")]):
-                return generator([z, checked(label)], training=False)
+                return run(z, checked(label), psi)
 
         # -1 (the default a SignatureDef records for a client that leaves `label` out): the
         # classes in turn. A tensor default is what TensorFlow writes into the SignatureDef.
-        def generate(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
+        def generate_labelled(n, seed, label, psi):
             n = checked_n(n)
             with tf.control_dependencies([tf.debugging.assert_greater_equal(
                     label, -1, message=f"label must be in [0, {num_classes}), or -1 for the "
                     "classes in turn")]):
                 labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
-            return {"images": to_uint8(generate_images(n, seed, checked(labels)))}
+            return {"images": to_uint8(generate_images(n, seed, checked(labels), psi))}
 
-        def generate_png(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
-            return {"png_bytes": encode_png(generate(n, seed, label)["images"])}
+        if truncates:  # no default for `label`: a required `truncation` follows it
+            def generate(n, seed, label, truncation):
+                return generate_labelled(n, seed, label, (truncation,))
+        else:
+            def generate(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
+                return generate_labelled(n, seed, label, ())
+
+        def generate_png(*args):
+            return {"png_bytes": encode_png(generate(*args)["images"])}
 
         label_spec = tf.TensorSpec([None], tf.int32, name="label")
-        archive.add_endpoint("serving_default",
-                             lambda z, label: {"images": to_uint8(conditional(z, label))},
-                             input_signature=[z_spec, label_spec])
-        archive.add_endpoint("generate", generate, input_signature=[
-            *generate_spec, tf.TensorSpec([], tf.int32, name="label")])
-        archive.add_endpoint("raw", lambda z, label: {"images": conditional(z, label)},
-                             input_signature=[z_spec, label_spec])
-        archive.add_endpoint("generate_png", generate_png, input_signature=[
-            *generate_spec, tf.TensorSpec([], tf.int32, name="label")])
+        generate_label_spec = [*generate_spec, tf.TensorSpec([], tf.int32, name="label"),
+                               *psi_spec]
+        archive.add_endpoint("serving_default", lambda z, label, *psi: {
+            "images": to_uint8(conditional(z, label, psi))},
+            input_signature=[z_spec, label_spec, *psi_spec])
+        archive.add_endpoint("generate", generate, input_signature=generate_label_spec)
+        archive.add_endpoint("raw", lambda z, label, *psi: {
+            "images": conditional(z, label, psi)},
+            input_signature=[z_spec, label_spec, *psi_spec])
+        archive.add_endpoint("generate_png", generate_png, input_signature=generate_label_spec)
     archive.write_out(str(path), verbose=False)
 
 

@@ -30,6 +30,10 @@ class GAN(GANTrainer, keras.Model):
         num_classes: classes of a conditional GAN (both models then also take a `label`).
         ema: decay of a moving average of the generator's weights kept beside them (None: none).
         ema_start: generator steps during which the average only copies the weights.
+        ada_target: adaptive augmentation (Karras et al. 2020): `compile`'s `augment` policies
+            are each applied with a probability p, raised while r_t = E[sign(D(real))] is
+            above this target and lowered while below (None: always applied, DiffAugment).
+        ada_kimg: thousands of images over which p can move from 0 to 1.
 
     Example:
         >>> gan = GAN(models.generator(cfg), models.discriminator(cfg), latent_dim=100)
@@ -38,7 +42,7 @@ class GAN(GANTrainer, keras.Model):
     """
 
     def __init__(self, generator, discriminator, latent_dim, seed=None, num_classes=None,
-                 ema=None, ema_start=0, **kwargs):
+                 ema=None, ema_start=0, ada_target=None, ada_kimg=100, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -54,6 +58,12 @@ class GAN(GANTrainer, keras.Model):
                             initializer=lambda shape, dtype, w=w: ops.convert_to_numpy(w),
                             aggregation="only_first_replica")
             for i, w in enumerate(generator.weights)]
+        self.ada_target, self.ada_kimg = ada_target, int(ada_kimg)
+        # Each replica moves p by its own share of the batch; the mean of their moves is kept.
+        self.ada_p = None if ada_target is None else self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="ada_p", aggregation="mean")
+        # StyleGAN-style generators take a truncation psi per image (1 while training).
+        self.truncates = any(t.name == "truncation" for t in generator.inputs)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")  # mean D logit on real images
@@ -103,14 +113,23 @@ class GAN(GANTrainer, keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker,
                 self.r_t_tracker]
 
-    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
-        """Updates the trackers and returns the logs of one step (called by the trainers)."""
+    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits, replicas=1):
+        """Updates the trackers (and ADA's p) and returns the logs of one step (called by the
+        trainers; `replicas`: how many run this step, each on its share of the batch)."""
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(real_logits))
         self.d_fake_tracker.update_state(ops.mean(fake_logits))
-        self.r_t_tracker.update_state(ops.mean(ops.sign(real_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        r_t = ops.mean(ops.sign(ops.cast(real_logits, "float32")))
+        self.r_t_tracker.update_state(r_t)
+        logs = {m.name: m.result() for m in self.metrics}
+        if self.ada_p is not None:
+            # StyleGAN2-ADA adjusts every 4 steps from their r_t; here every step from its own.
+            images = ops.cast(ops.shape(real_logits)[0] * replicas, "float32")
+            step = ops.sign(r_t - self.ada_target) * images / (self.ada_kimg * 1000.0)
+            self.ada_p.assign(ops.clip(self.ada_p + step, 0.0, 1.0))
+            logs["ada_p"] = ops.convert_to_tensor(self.ada_p)
+        return logs
 
     def sample_noise(self, n, seed=None):
         """`n` latent vectors from N(0, 1): from the model's SeedGenerator, or from `seed` (int)."""
@@ -137,14 +156,15 @@ class GAN(GANTrainer, keras.Model):
         """The uniforms of `n` images' DiffAugment (see `kgan.augment`); None without it."""
         if not self.augment:
             return None
-        return keras.random.uniform((n, augment.num_params(self.augment)),
-                                    seed=self.seed_generator)
+        return keras.random.uniform(
+            (n, augment.num_params(self.augment, adaptive=self.ada_p is not None)),
+            seed=self.seed_generator)
 
     def d_inputs(self, images, labels, params=None):
-        """What the discriminator sees: `images` augmented with `params` (when augmenting),
-        and with their labels for a conditional GAN."""
+        """What the discriminator sees: `images` augmented with `params` (when augmenting;
+        with ADA, each policy with probability p), and their labels for a conditional GAN."""
         if self.augment:
-            images = augment.apply(images, self.augment, params)
+            images = augment.apply(images, self.augment, params, self.ada_p)
         return images if labels is None else [images, labels]
 
     @staticmethod
@@ -152,8 +172,14 @@ class GAN(GANTrainer, keras.Model):
         """`d_inputs` -> (images, the other inputs): a conditional D also takes labels."""
         return (d_inputs[0], d_inputs[1:]) if isinstance(d_inputs, list) else (d_inputs, [])
 
-    def g_inputs(self, z, labels):
-        return z if labels is None else [z, labels]
+    def g_inputs(self, z, labels, truncation=1.0):
+        """The generator's inputs: `z`, the labels of a conditional GAN and the truncation psi
+        of a StyleGAN-style one (1: none)."""
+        inputs = [z] if labels is None else [z, labels]
+        if self.truncates:  # tensors all (a call may not mix them with NumPy arrays)
+            inputs = [ops.convert_to_tensor(t) for t in inputs]
+            inputs.append(ops.full((ops.shape(z)[0],), truncation, "float32"))
+        return inputs[0] if len(inputs) == 1 else inputs
 
     def d_loss(self, real_in, fake_in, real_logits, fake_logits, alpha, squared_grad_norms):
         """D's loss: the adversarial loss, `wgan-gp`'s gradient penalty and lazy R1.
@@ -216,11 +242,13 @@ class GAN(GANTrainer, keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def generate(self, n, seed, labels=None):
+    def generate(self, n, seed, labels=None, truncation=1.0):
         """Returns `n` images in [-1, 1] for the integer `seed` (same seed, same images);
-        conditional GANs draw `labels` (default: classes 0, 1, ... in turn)."""
+        conditional GANs draw `labels` (default: classes 0, 1, ... in turn); StyleGAN-style
+        ones pull their styles `truncation` of the way from the average (1: none)."""
         return self.generator(self.g_inputs(self.sample_noise(n, seed=seed),
-                                            self.labels_for(n, labels)), training=False)
+                                            self.labels_for(n, labels), truncation),
+                              training=False)
 
     def labels_for(self, n, labels=None):
         """`n` int32 labels for a conditional GAN (None otherwise): `labels` (one, or one per
@@ -241,6 +269,8 @@ class GAN(GANTrainer, keras.Model):
             "num_classes": self.num_classes,
             "ema": self.ema,
             "ema_start": self.ema_start,
+            "ada_target": self.ada_target,
+            "ada_kimg": self.ada_kimg,
         }
 
     @classmethod
@@ -275,8 +305,11 @@ class GAN(GANTrainer, keras.Model):
         store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
 
     def load_own_variables(self, store):
-        # The GAN's own variables are the moving average (its sub-models hold the rest).
+        # The GAN's own variables are the moving average and ADA's p, in that order (its
+        # sub-models hold the rest).
         for i, average in enumerate(self.ema_weights):
             average.assign(store[str(i)])
+        if self.ada_p is not None and str(len(self.ema_weights)) in store:
+            self.ada_p.assign(store[str(len(self.ema_weights))])
         if SEED_STATE_KEY in store:
             self.seed_generator.state.assign(store[SEED_STATE_KEY])

@@ -17,6 +17,7 @@ import math
 import keras
 from keras import layers, ops
 
+from kgan import layers as klayers
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
@@ -87,8 +88,9 @@ def _mlp_discriminator(config: TrainConfig) -> keras.Model:
     return _discriminator_head(config, images, x)
 
 
-def dcgan_upsamplings(size: int) -> int:
-    """How many stride-2 layers the DCGAN uses for `size`: halve while the side stays >= 4.
+def dcgan_upsamplings(size: int, arch: str = "dcgan") -> int:
+    """How many times a convolutional `arch` doubles its side to reach `size`: halve while the
+    side stays >= 4.
 
     28 -> 7 (2 layers), 32 -> 4 (3), 64 -> 4 (4). Raises `KganError` if `size` is odd.
     """
@@ -98,7 +100,7 @@ def dcgan_upsamplings(size: int) -> int:
         steps += 1
     if steps == 0:
         raise KganError(
-            "`image_size` must be even and at least 8 for arch=dcgan (for example 28, 32 or 64). "
+            f"`image_size` must be even and at least 8 for arch={arch} (for example 28, 32 or 64). "
             f"Received: image_size={size}"
         )
     return steps
@@ -245,15 +247,144 @@ def patch_discriminator(config: TrainConfig, channels: int, name: str) -> keras.
 def check_image_shape(config: TrainConfig) -> None:
     """Raises `KganError` if `config.arch` cannot produce `config.image_shape`."""
     height, width, channels = config.image_shape
-    if config.arch == "dcgan":
+    if config.arch in CONVOLUTIONAL:
         if height != width:
-            raise KganError(
-                f"arch=dcgan needs square images. Received: image_shape={config.image_shape}"
-            )
-        dcgan_upsamplings(height)
+            raise KganError(f"arch={config.arch} needs square images. Received: "
+                            f"image_shape={config.image_shape}")
+        dcgan_upsamplings(height, config.arch)
+    if config.attention is not None:
+        sides = _sides(height)[1:]
+        if config.attention not in sides:
+            raise KganError(f"`attention` must be one of the resolutions of a {height} px resnet: "
+                            f"{', '.join(map(str, sides))}. Received: attention={config.attention}")
+
+
+# Residual GANs (SNGAN, Miyato et al. 2018; BigGAN, Brock et al. 2019): pre-activation blocks
+# that up- or down-sample by 2, widths halving as the side doubles.
+
+
+def _sides(size: int) -> list[int]:
+    """The sides of a convolutional model, from its start (4..7) up to `size`."""
+    start = size // 2 ** dcgan_upsamplings(size)
+    return [start * 2**i for i in range(dcgan_upsamplings(size) + 1)]
+
+
+def width(config: TrainConfig, side: int) -> int:
+    """Channels at resolution `side`: `base_filters` at the image's, doubling per halving, at
+    most 8x (a 64 px model: 512, 512, 256, 128, 64 from 4 px up)."""
+    return config.base_filters * min(8, config.image_shape[0] // side)
+
+
+def _norm(config: TrainConfig, x, label):
+    if label is None:
+        return layers.BatchNormalization()(x)
+    return klayers.ConditionalBatchNormalization(config.num_classes)([x, label])
+
+
+def _resnet_generator(config: TrainConfig) -> keras.Model:
+    sides = _sides(config.image_shape[0])
+    z = keras.Input((config.latent_dim,), name="z")
+    label = keras.Input((), dtype="int32", name="label") if config.conditional else None
+    x = layers.Dense(sides[0] ** 2 * width(config, sides[0]))(z)
+    x = layers.Reshape((sides[0], sides[0], width(config, sides[0])))(x)
+    for side in sides[1:]:  # BN-ReLU-up-conv3-BN-ReLU-conv3, plus up-conv1 on the shortcut
+        filters = width(config, side)
+        h = layers.ReLU()(_norm(config, x, label))
+        h = layers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
+        h = layers.ReLU()(_norm(config, h, label))
+        h = layers.Conv2D(filters, 3, padding="same")(h)
+        x = layers.Add()([h, layers.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
+        if side == config.attention:
+            x = klayers.SelfAttention()(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    images = layers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
+                           name="images", dtype="float32")(x)
+    return keras.Model([z, label] if label is not None else z, images, name="generator")
+
+
+def _resnet_discriminator(config: TrainConfig) -> keras.Model:
+    sides = _sides(config.image_shape[0])
+    images = keras.Input(config.image_shape, name="images")
+    x = images
+    for i, side in enumerate(reversed(sides[:-1])):  # ReLU-conv3-ReLU-conv3-pool, conv1-pool
+        filters = width(config, side)
+        h = x if i == 0 else layers.ReLU()(x)  # the first block sees the image itself
+        h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(h)
+        h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
+        h = layers.AveragePooling2D(2)(h)
+        shortcut = _weights(config, layers.Conv2D(filters, 1))(layers.AveragePooling2D(2)(x))
+        x = layers.Add()([h, shortcut])
+        if side == config.attention:
+            x = klayers.SelfAttention(config.spectral_norm)(x)
+    features = klayers.GlobalSumPooling()(layers.ReLU()(x))
+    return _discriminator_head(config, images, features)
+
+
+# StyleGAN2 (Karras et al. 2020), small by default: `base_filters` 32 (64 px: 256 channels at
+# 4-8 px, where the paper has 512) and a 2-layer mapping network (StyleGAN2-ADA's CIFAR-10
+# setting; the paper's 8). Left out: equalized learning rates and the mapping network's 0.01
+# learning-rate multiplier (Keras' initializers and one Adam instead), the FIR filter of up-
+# and down-sampling (bilinear up, average-pool down), the D's groups of 4 in minibatch stddev
+# (the whole batch). tanh on the summed skip outputs keeps the images in [-1, 1].
+
+
+def _stylegan_generator(config: TrainConfig) -> keras.Model:
+    sides = _sides(config.image_shape[0])
+    inputs, w = _generator_inputs(config)
+    psi = keras.Input((), name="truncation")
+    w = klayers.PixelNorm()(w)
+    for _ in range(config.mapping_layers):
+        w = layers.LeakyReLU(0.2)(layers.Dense(config.latent_dim)(w))
+    w = klayers.Truncation(name="truncation_average")([w, psi])
+    num_ws = 2 + 3 * (len(sides) - 1)  # conv + toRGB at the start, then 2 convs + toRGB
+    ws = klayers.StyleMixing(num_ws, config.style_mixing, seed=config.seed)(w)
+    index = iter(range(num_ws))
+
+    def conv(x, filters):
+        i = next(index)  # each layer its own noise seed
+        return klayers.ModulatedConv2D(filters, 3, i, seed=config.seed + 1 + i)([x, ws])
+
+    def to_rgb(x):
+        return klayers.ModulatedConv2D(config.image_shape[2], 1, next(index), demodulate=False,
+                                       noise=False, activate=False)([x, ws])
+
+    x = klayers.ConstantInput(sides[0], width(config, sides[0]))(ws)
+    x = conv(x, width(config, sides[0]))
+    rgb = to_rgb(x)
+    for side in sides[1:]:
+        x = conv(layers.UpSampling2D(interpolation="bilinear")(x), width(config, side))
+        x = conv(x, width(config, side))
+        rgb = layers.Add()([layers.UpSampling2D(interpolation="bilinear")(rgb), to_rgb(x)])
+    images = layers.Activation("tanh", name="images", dtype="float32")(rgb)
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    return keras.Model([*inputs, psi], images, name="generator")
+
+
+def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
+    sides = _sides(config.image_shape[0])
+    images = keras.Input(config.image_shape, name="images")
+    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(width(config, sides[-1]), 1))(images))
+    for side in reversed(sides[:-1]):  # conv3-conv3-pool, plus pool-conv1 on the skip
+        filters = width(config, side)
+        h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1], 3,
+                                                                 padding="same"))(x))
+        h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(filters, 3, padding="same"))(h))
+        h = layers.AveragePooling2D(2)(h)
+        skip = _weights(config, layers.Conv2D(filters, 1, use_bias=False))(
+            layers.AveragePooling2D(2)(x))
+        x = layers.Rescaling(1 / math.sqrt(2))(layers.Add()([h, skip]))
+    x = klayers.MinibatchStdDev()(x)
+    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1] - 1, 3,
+                                                             padding="same"))(x))
+    x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(width(config, sides[0])))(
+        layers.Flatten()(x)))
+    return _discriminator_head(config, images, x)
 
 
 _BUILDERS = {
     "mlp": (_mlp_generator, _mlp_discriminator),
     "dcgan": (_dcgan_generator, _dcgan_discriminator),
+    "resnet": (_resnet_generator, _resnet_discriminator),
+    "stylegan": (_stylegan_generator, _stylegan_discriminator),
 }
+CONVOLUTIONAL = ("dcgan", "resnet", "stylegan")  # square images, sides halved down to 4..7

@@ -45,8 +45,8 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
             classifier is being trained first).
     """
     config = dataclasses.replace(config).validate()
-    if config.image_size is not None and config.arch == "dcgan":
-        models.dcgan_upsamplings(config.image_size)
+    if config.image_size is not None and config.arch in models.CONVOLUTIONAL:
+        models.dcgan_upsamplings(config.image_size, config.arch)
     data = _load(config)
     if config.translation:
         config.image_shape, config.target_channels = data.image_shape, data.channels[1]

@@ -80,7 +80,7 @@ class GANTrainer:
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars, strict=True))
         self.update_ema()
 
-        logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits, replicas)
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages multi-worker logs along axis 0, which a scalar does not have.
             logs = {name: value[None] for name, value in logs.items()}

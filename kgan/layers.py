@@ -112,6 +112,24 @@ class GlobalSumPooling(layers.Layer):
 
 # StyleGAN2 (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN").
 
+SEED_STATE_KEY = "seed_state"
+
+
+class SavesSeedState:
+    """Saves a layer's `seed_generator` state with its weights: Keras leaves a layer's
+    SeedGenerator out of checkpoints, and a resumed run would draw its first noise again."""
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if getattr(self, "seed_generator", None) is not None:
+            store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        for i, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
+            variable.assign(store[str(i)])
+        if getattr(self, "seed_generator", None) is not None and SEED_STATE_KEY in store:
+            self.seed_generator.state.assign(store[SEED_STATE_KEY])
+
 
 @register
 class PixelNorm(layers.Layer):
@@ -152,7 +170,7 @@ class Truncation(layers.Layer):
 
 
 @register
-class StyleMixing(layers.Layer):
+class StyleMixing(SavesSeedState, layers.Layer):
     """Broadcasts w to the `num_ws` layers of the synthesis network, shape (N, num_ws, w_dim).
 
     While training, with `probability` per image, the layers from a random cut-off on take
@@ -212,7 +230,7 @@ class ConstantInput(layers.Layer):
 
 
 @register
-class ModulatedConv2D(layers.Layer):
+class ModulatedConv2D(SavesSeedState, layers.Layer):
     """A StyleGAN2 convolution: the style `ws[:, index]`, through a learned affine map (bias
     1), scales the input channels; with `demodulate`, each output channel is divided by the
     norm its modulated weights would have. Then, with `noise`, per-pixel Gaussian noise times a
@@ -231,8 +249,7 @@ class ModulatedConv2D(layers.Layer):
         self.filters, self.kernel_size, self.index = int(filters), int(kernel_size), int(index)
         self.demodulate, self.noise, self.activate = bool(demodulate), bool(noise), bool(activate)
         self.seed = seed
-        if self.noise:
-            self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise") if noise else None
 
     def build(self, input_shape):
         (_, height, width, channels), (_, _, w_dim) = input_shape

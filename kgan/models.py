@@ -253,10 +253,11 @@ def check_image_shape(config: TrainConfig) -> None:
                             f"image_shape={config.image_shape}")
         dcgan_upsamplings(height, config.arch)
     if config.attention is not None:
-        sides = _sides(height)[1:]
+        sides = _sides(height)[1:-1]  # where G and D both have a block
         if config.attention not in sides:
-            raise KganError(f"`attention` must be one of the resolutions of a {height} px resnet: "
-                            f"{', '.join(map(str, sides))}. Received: attention={config.attention}")
+            raise KganError(f"`attention` must be a resolution that G and D of a {height} px "
+                            f"resnet both have: {', '.join(map(str, sides)) or 'none'}. "
+                            f"Received: attention={config.attention}")
 
 
 # Residual GANs (SNGAN, Miyato et al. 2018; BigGAN, Brock et al. 2019): pre-activation blocks

@@ -12,17 +12,21 @@ from kgan.runs import atomic_path
 
 matplotlib.use("Agg")  # files only, never a window
 
-PANELS = (  # (title, y label, metric keys)
+PANELS = (  # (title, y label, metric keys): drawn when the first key has data
     ("Losses", "loss", ("d_loss", "g_loss")),
     ("Discriminator output", "mean logit", ("d_real", "d_fake")),
+    ("Adaptive augmentation", "p, and D's r_t", ("ada_p", "r_t")),
     ("Sample quality", "distance (lower is better)", ("fid", "kid")),
 )
 
 
 def curves(records: list[dict], path: Path, title: str = "") -> Path:
     """Plots each metric against epoch, one panel per group that has data; writes atomically."""
-    panels = [(t, y, [k for k in keys if any(k in r for r in records)]) for t, y, keys in PANELS]
-    panels = [p for p in panels if p[2]]
+    panels = []
+    for panel_title, ylabel, keys in PANELS:
+        present = [k for k in keys if any(k in r for r in records)]
+        if present and present[0] == keys[0]:
+            panels.append((panel_title, ylabel, present))
     fig = Figure(figsize=(5 * max(len(panels), 1), 3.6), layout="constrained")
     for i, (panel_title, ylabel, keys) in enumerate(panels, 1):
         ax = fig.add_subplot(1, len(panels), i)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "r_t", "images_per_sec", "fid", "kid")
+SCALARS = ("d_loss", "g_loss", "d_real", "d_fake", "r_t", "ada_p", "images_per_sec", "fid",
+           "kid")
 
 
 class Writer:

@@ -86,6 +86,92 @@ def test_one_step_parity_for_every_loss(tmp_path, on_backend, monkeypatch):
                                                atol=1e-5, err_msg=f"{backend} {key}")
 
 
+# One training step of the residual and the style-based GAN, from the weights, batch and noise
+# in the given .npz. StyleGAN2's per-pixel noise is the given one as well (the backends' random
+# generators differ), style mixing is off and spectral norm too (its power iteration runs once
+# per forward pass on TF and JAX, once per update on torch).
+ARCH_STEP = r"""
+import sys
+import numpy as np
+import keras
+from kgan import layers
+from kgan.config import TrainConfig
+from kgan.checkpoint import build_gan
+
+given = np.load(sys.argv[1])
+layers.ModulatedConv2D.draw_noise = lambda self, x, training: keras.ops.cast(
+    keras.ops.convert_to_tensor(given[f"noise{x.shape[1]}"])[: keras.ops.shape(x)[0]], x.dtype)
+out = {}
+for arch in ("resnet", "stylegan"):
+    config = TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=8, base_filters=4,
+                         spectral_norm=False, style_mixing=0.0, r1=0.0,
+                         backend=keras.backend.backend(), jit=False)
+    gan = build_gan(config)
+    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), loss=config.loss)
+    weights = gan.generator.weights + gan.discriminator.weights
+    for i, variable in enumerate(weights):
+        variable.assign(given[f"{arch}/w{i}"])
+    noise = [given["z_d"], given["z_g"]]
+    calls = []
+
+    def sample_noise(n, seed=None):  # D step first, then G step, in every trace
+        calls.append(None)
+        return keras.ops.convert_to_tensor(noise[(len(calls) - 1) % 2])
+
+    gan.sample_noise = sample_noise
+    logs = gan.train_on_batch(given["real"], return_dict=True)
+    for i, variable in enumerate(weights):
+        out[f"{arch}/w{i}"] = keras.ops.convert_to_numpy(variable)
+    out[f"{arch}/d_loss"] = np.float32(logs["d_loss"])
+np.savez(sys.argv[2], **out)
+"""
+
+
+def test_one_step_parity_of_the_residual_and_style_based_gans(tmp_path, on_backend, monkeypatch):
+    from kgan.checkpoint import build_gan
+    from kgan.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    given = {"real": rng.uniform(-1, 1, (16, 8, 8, 1)).astype(np.float32),
+             "z_d": rng.standard_normal((16, 8)).astype(np.float32),
+             "z_g": rng.standard_normal((16, 8)).astype(np.float32),
+             "noise4": rng.standard_normal((16, 4, 4, 1)).astype(np.float32),
+             "noise8": rng.standard_normal((16, 8, 8, 1)).astype(np.float32)}
+    sizes = {}
+    for arch in ("resnet", "stylegan"):
+        gan = build_gan(TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=8,
+                                    base_filters=4, spectral_norm=False))
+        weights = gan.generator.weights + gan.discriminator.weights
+        sizes[arch] = len(weights)
+        given.update({f"{arch}/w{i}": np.ones(v.shape, np.float32)
+                      if "gamma" in v.path or "variance" in v.path
+                      else rng.normal(0, 0.3, v.shape).astype(np.float32)
+                      for i, v in enumerate(weights)})
+    np.savez(tmp_path / "given.npz", **given)
+    results = {}
+    for backend in ("tensorflow", "jax", "torch"):
+        args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz")
+        if backend == "tensorflow":  # this process
+            monkeypatch.setattr("sys.argv", ["-c", *map(str, args)])
+            from kgan import layers
+            monkeypatch.setattr(layers.ModulatedConv2D, "draw_noise",
+                                layers.ModulatedConv2D.draw_noise)  # the script replaces it
+            exec(ARCH_STEP, {"__name__": "__main__"})
+        else:
+            on_backend(backend, ARCH_STEP, *args)
+        results[backend] = np.load(tmp_path / f"{backend}.npz")
+    reference = results["tensorflow"]
+    for arch, n_weights in sizes.items():
+        moved = [not np.allclose(reference[f"{arch}/w{i}"], given[f"{arch}/w{i}"])
+                 for i in range(n_weights)]
+        assert sum(moved) > n_weights // 2, arch  # the step changed most weights
+        for backend in ("jax", "torch"):
+            for key in reference.files:
+                if key.startswith(f"{arch}/"):
+                    np.testing.assert_allclose(results[backend][key], reference[key], rtol=1e-4,
+                                               atol=1e-5, err_msg=f"{backend} {key}")
+
+
 # Straight for 2 epochs, vs: 1 epoch, extended to 2 and interrupted at step 17 (mid-epoch 2),
 # then resumed. One chain covers both ways a run continues.
 RESUME = r"""

@@ -69,9 +69,14 @@ def bad_inputs(tmp_path, toy_npz):
          "Error: `epochs` must be a positive integer. Received: epochs=0"),
         (["--dataset", toy_npz, "--batch-size", -4],
          "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
-        (["--dataset", toy_npz, "--arch", "resnet"],
-         "Error: Unknown arch 'resnet'. Valid values: mlp, dcgan, pix2pix, cyclegan. "
-         "Received: arch=resnet"),
+        (["--dataset", toy_npz, "--arch", "biggan"],
+         "Error: Unknown arch 'biggan'. Valid values: mlp, dcgan, resnet, stylegan, pix2pix, "
+         "cyclegan. Received: arch=biggan"),
+        (["--dataset", toy_npz, "--arch", "resnet", "--attention", 16],
+         "Error: `attention` must be a resolution that G and D of a 8 px resnet both have: "
+         "none. Received: attention=16"),
+        (["--dataset", toy_npz, "--augment", "ada", "--ada-target", 1.5],
+         "Error: `ada_target` must be in (0, 1). Received: ada_target=1.5"),
         (["--dataset", toy_npz, "--backend", "mxnet"],
          "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
          "Received: backend=mxnet"),

@@ -447,3 +447,53 @@ def test_a_broken_export_fails_its_check_and_publishes_nothing(trained, tmp_path
     unchecked = runner.invoke(app, ["export", str(run), "--out-dir", str(out), "--no-verify"])
     assert unchecked.exit_code == 0 and unchecked.stdout == f"{out / 'dcgan-toy' / '1'}\n"
     assert "verified" not in export.metadata(out / "dcgan-toy" / "1")
+
+
+# The residual and style-based archs' exports, called by TensorFlow alone: z (and truncation)
+# in, images out, as their Keras generators draw them.
+TF_ONLY_TRUNCATION = r"""
+import sys
+sys.modules["keras"] = sys.modules["kgan"] = None
+import numpy as np
+import tensorflow as tf
+path, z_file, out_file = sys.argv[1:4]
+sig = tf.saved_model.load(path).signatures["raw"]
+z = tf.constant(np.load(z_file))
+extra = {"truncation": tf.constant(1.0)} if "truncation" in sig.structured_input_signature[1] \
+    else {}
+out = {"raw": sig(z=z, **extra)["images"].numpy(), "inputs": np.array(sorted(
+    sig.structured_input_signature[1]))}
+if extra:
+    out["mean"] = sig(z=z, truncation=tf.constant(0.0))["images"].numpy()
+np.savez(out_file, **out)
+"""
+
+
+@pytest.mark.parametrize("arch", ["resnet", "stylegan"])
+def test_residual_and_style_based_exports_load_in_tensorflow_alone(arch, toy_npz, tmp_path):
+    run_dir = lib.train(toy_config(toy_npz, arch=arch, base_filters=4, steps_per_epoch=4),
+                        runs_dir=tmp_path / "runs").run_dir
+    path = export.export(run_dir, tmp_path / "saved_models")  # checked in TF alone, too
+    meta = export.metadata(path)
+    assert meta["verified"]["max_difference"] <= 1 and meta["truncation"] == (arch == "stylegan")
+    z = np.random.default_rng(4).standard_normal((5, 8)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    subprocess.run([sys.executable, "-c", TF_ONLY_TRUNCATION, str(path), str(tmp_path / "z.npy"),
+                    str(tmp_path / "out.npz")], check=True, capture_output=True)
+    out = np.load(tmp_path / "out.npz")
+    gan, _ = load_gan(run_dir)
+    np.testing.assert_allclose(out["raw"], keras.ops.convert_to_numpy(gan.generator(
+        gan.g_inputs(keras.ops.convert_to_tensor(z), None), training=False)), atol=1e-5)
+    if arch == "stylegan":
+        assert list(out["inputs"]) == ["truncation", "z"]
+        want = keras.ops.convert_to_numpy(gan.generate(5, seed=0, truncation=0.0))[:1]
+        np.testing.assert_allclose(out["mean"], np.repeat(want, 5, 0), atol=1e-5)
+    else:
+        assert list(out["inputs"]) == ["z"]
+    bad = runner.invoke(app, ["sample", str(run_dir), "--truncation", "0.5"])
+    if arch == "resnet":
+        assert bad.exit_code == 1 and bad.output == (
+            "Error: --truncation needs a stylegan generator (it pulls styles towards their "
+            "average). Received: truncation=0.5\n")
+    else:
+        assert bad.exit_code == 0

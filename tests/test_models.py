@@ -70,3 +70,83 @@ def test_spectral_norm_wraps_every_weight_layer_of_d():
     assert [type(layer).__name__ for layer in wrapped] == ["Conv2D", "Conv2D", "Dense"]
     assert not any(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
                    for layer in d.layers)  # none left bare
+
+
+def _inputs(g, n, seed=0, labels=None, psi=1.0):
+    z = np.random.default_rng(seed).standard_normal((n, g.input_shape[0][-1] if isinstance(
+        g.input_shape, list) else g.input_shape[-1])).astype("float32")
+    inputs = [keras.ops.convert_to_tensor(z)]
+    if labels is not None:
+        inputs.append(keras.ops.convert_to_tensor(labels, "int32"))
+    if any(t.name == "truncation" for t in g.inputs):
+        inputs.append(keras.ops.full((n,), psi, "float32"))
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+@pytest.mark.parametrize(("arch", "shape", "options"), [
+    ("resnet", (32, 32, 1), {}), ("resnet", (28, 28, 3), {"conditional": True}),
+    ("resnet", (64, 64, 3), {"attention": 32}), ("resnet", (16, 16, 1), {"attention": 8}),
+    ("stylegan", (32, 32, 1), {}), ("stylegan", (28, 28, 1), {"conditional": True}),
+    ("stylegan", (64, 64, 3), {}),
+], ids=lambda value: str(value).replace(" ", ""))
+def test_residual_and_style_models_at_several_sizes(arch, shape, options):
+    config = TrainConfig(arch=arch, image_shape=shape, latent_dim=16, base_filters=4,
+                         num_classes=4 if options.get("conditional") else None,
+                         **options).validate()
+    models.check_image_shape(config)
+    g, d = models.generator(config), models.discriminator(config)
+    assert (g.name, d.name) == ("generator", "discriminator")
+    labels = np.array([0, 1, 3], "int32") if config.conditional else None
+    for training in (True, False):
+        images = np.asarray(g(_inputs(g, 3, labels=labels), training=training))
+        assert images.shape == (3, *shape) and np.abs(images).max() <= 1.0
+        logits = d(images if labels is None else [images, labels], training=training)
+        assert np.asarray(logits).shape == (3, 1)
+    if config.conditional:  # the label steers G: conditional BatchNorm / the mapping's input
+        for layer in g.layers:  # per-class offsets start at 0 (BigGAN's init): set some
+            if hasattr(layer, "beta") and layer.beta.shape[0] == 4:
+                layer.beta.assign(np.random.default_rng(1).normal(0, 1, layer.beta.shape))
+        images = np.asarray(g(_inputs(g, 3, labels=labels)))
+        other = np.asarray(g(_inputs(g, 3, labels=np.array([2, 2, 2], "int32"))))
+        assert not np.allclose(images, other)
+    kinds = {type(layer).__name__ for layer in g.layers + d.layers}
+    if arch == "resnet":
+        assert "SpectralNormalization" in kinds and ("SelfAttention" in kinds) == (
+            "attention" in options)
+        assert ("ConditionalBatchNormalization" in kinds) == bool(config.conditional)
+        assert config.loss == "hinge"
+    else:
+        assert {"ModulatedConv2D", "StyleMixing", "MinibatchStdDev"} <= kinds
+        assert config.loss == "bce" and config.r1 == 1.0 and not config.spectral_norm
+
+
+def test_attention_must_be_a_resolution_of_the_model():
+    config = TrainConfig(arch="resnet", image_shape=(32, 32, 1), attention=12).validate()
+    with pytest.raises(KganError) as e:
+        models.check_image_shape(config)
+    assert str(e.value) == ("`attention` must be a resolution that G and D of a 32 px resnet both "
+                            "have: 8, 16. Received: attention=12")
+    with pytest.raises(KganError) as e:
+        TrainConfig(arch="dcgan", attention=16).validate()
+    assert str(e.value) == "--attention is for --arch resnet. Received: attention=16, arch=dcgan"
+
+
+def test_stylegan_truncation_zero_draws_the_average_style():
+    config = TrainConfig(arch="stylegan", image_shape=(16, 16, 1), latent_dim=16,
+                         base_filters=4).validate()
+    g = models.generator(config)
+    # Training calls move the average style; then psi = 0 maps every z to it.
+    for seed in range(3):
+        g(_inputs(g, 8, seed=seed), training=True)
+    average = np.asarray(g.get_layer("truncation_average").w_avg)
+    assert np.abs(average).max() > 0
+    styles = keras.Model(g.inputs, g.get_layer("truncation_average").output)
+    np.testing.assert_allclose(np.asarray(styles(_inputs(g, 4, seed=9, psi=0.0))),
+                               np.tile(average, (4, 1)), rtol=1e-6)
+    mean_image = np.asarray(g(_inputs(g, 4, seed=9, psi=0.0)))
+    np.testing.assert_allclose(mean_image, np.repeat(mean_image[:1], 4, 0), atol=1e-6)
+    own = np.asarray(g(_inputs(g, 4, seed=9, psi=1.0)))
+    half = np.asarray(g(_inputs(g, 4, seed=9, psi=0.5)))
+    assert np.abs(own - mean_image).mean() > np.abs(half - mean_image).mean() > 0
+    # Not training: the noise inputs are fixed, so the same z gives the same image.
+    np.testing.assert_array_equal(own, np.asarray(g(_inputs(g, 4, seed=9, psi=1.0))))

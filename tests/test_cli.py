@@ -81,7 +81,7 @@ def bad_inputs(tmp_path, toy_npz):
          "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
          "Received: backend=mxnet"),
         (["--dataset", toy_npz, "--augment", "translation,flip"],
-         "Error: Unknown augment 'flip'. Valid values: translation, cutout, color. "
+         "Error: Unknown augment 'flip'. Valid values: translation, cutout, color, ada. "
          "Received: augment=flip"),
         (["--dataset", toy_npz, "--augment", ",,,"],
          "Error: `augment` must name some of translation, cutout, color, comma-separated. "

@@ -20,9 +20,13 @@ import numpy as np
 from PIL import Image
 
 
-def request_images(url: str, n: int, seed: int) -> dict:
-    """POSTs a `generate` request (columnar `inputs` format) and returns the JSON response."""
-    body = json.dumps({"signature_name": "generate", "inputs": {"n": n, "seed": seed}}).encode()
+def request_images(url: str, n: int, seed: int, truncation: float | None = None) -> dict:
+    """POSTs a `generate` request (columnar `inputs` format) and returns the JSON response;
+    `truncation`: the psi a stylegan export needs (1 for none)."""
+    inputs = {"n": n, "seed": seed}
+    if truncation is not None:
+        inputs["truncation"] = truncation
+    body = json.dumps({"signature_name": "generate", "inputs": inputs}).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)
@@ -58,12 +62,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("generated"))
+    parser.add_argument("--truncation", type=float, help="stylegan exports: psi (1 for none)")
     parser.add_argument("--response", type=Path, help="read this saved JSON response instead")
     args = parser.parse_args()
     if args.response:
         response = json.loads(args.response.read_text())
     else:
-        response = request_images(args.url, args.n, args.seed)
+        response = request_images(args.url, args.n, args.seed, args.truncation)
     for path in save_pngs(response_to_images(response), args.out, f"seed{args.seed}"):
         print(path)
 

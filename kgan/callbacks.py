@@ -309,6 +309,8 @@ class RichProgress(keras.callbacks.Callback):
         rate = done * self.batch_size / max(time.perf_counter() - self.start, 1e-9)
         d_loss, g_loss = float(logs.get("d_loss", 0)), float(logs.get("g_loss", 0))
         stats = f"d_loss {d_loss:.4f}  g_loss {g_loss:.4f}"
+        if "ada_p" in logs:  # adaptive augmentation's probability
+            stats = f"{stats}  p {float(logs['ada_p']):.3f}"
         self.progress.update(self.step_task, completed=done,
                              stats=f"{stats}  {rate:,.0f} img/s")
 

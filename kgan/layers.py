@@ -151,7 +151,8 @@ class Truncation(layers.Layer):
 
     def build(self, input_shape):
         self.w_avg = self.add_weight(shape=(input_shape[0][-1],), initializer="zeros",
-                                     trainable=False, name="w_avg", aggregation="mean")
+                                     trainable=False, name="w_avg", aggregation="mean",
+                                     autocast=False)  # float32 under mixed precision
 
     def call(self, inputs, training=False):
         w, psi = inputs

@@ -270,7 +270,7 @@ def _sides(size: int) -> list[int]:
     return [start * 2**i for i in range(dcgan_upsamplings(size) + 1)]
 
 
-def width(config: TrainConfig, side: int) -> int:
+def _width(config: TrainConfig, side: int) -> int:
     """Channels at resolution `side`: `base_filters` at the image's, doubling per halving, at
     most 8x (a 64 px model: 512, 512, 256, 128, 64 from 4 px up)."""
     return config.base_filters * min(8, config.image_shape[0] // side)
@@ -286,10 +286,10 @@ def _resnet_generator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     z = keras.Input((config.latent_dim,), name="z")
     label = keras.Input((), dtype="int32", name="label") if config.conditional else None
-    x = layers.Dense(sides[0] ** 2 * width(config, sides[0]))(z)
-    x = layers.Reshape((sides[0], sides[0], width(config, sides[0])))(x)
+    x = layers.Dense(sides[0] ** 2 * _width(config, sides[0]))(z)
+    x = layers.Reshape((sides[0], sides[0], _width(config, sides[0])))(x)
     for side in sides[1:]:  # BN-ReLU-up-conv3-BN-ReLU-conv3, plus up-conv1 on the shortcut
-        filters = width(config, side)
+        filters = _width(config, side)
         h = layers.ReLU()(_norm(config, x, label))
         h = layers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
         h = layers.ReLU()(_norm(config, h, label))
@@ -308,7 +308,7 @@ def _resnet_discriminator(config: TrainConfig) -> keras.Model:
     images = keras.Input(config.image_shape, name="images")
     x = images
     for i, side in enumerate(reversed(sides[:-1])):  # ReLU-conv3-ReLU-conv3-pool, conv1-pool
-        filters = width(config, side)
+        filters = _width(config, side)
         h = x if i == 0 else layers.ReLU()(x)  # the first block sees the image itself
         h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(h)
         h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
@@ -349,12 +349,12 @@ def _stylegan_generator(config: TrainConfig) -> keras.Model:
         return klayers.ModulatedConv2D(config.image_shape[2], 1, next(index), demodulate=False,
                                        noise=False, activate=False)([x, ws])
 
-    x = klayers.ConstantInput(sides[0], width(config, sides[0]))(ws)
-    x = conv(x, width(config, sides[0]))
+    x = klayers.ConstantInput(sides[0], _width(config, sides[0]))(ws)
+    x = conv(x, _width(config, sides[0]))
     rgb = to_rgb(x)
     for side in sides[1:]:
-        x = conv(layers.UpSampling2D(interpolation="bilinear")(x), width(config, side))
-        x = conv(x, width(config, side))
+        x = conv(layers.UpSampling2D(interpolation="bilinear")(x), _width(config, side))
+        x = conv(x, _width(config, side))
         rgb = layers.Add()([layers.UpSampling2D(interpolation="bilinear")(rgb), to_rgb(x)])
     images = layers.Activation("tanh", name="images", dtype="float32")(rgb)
     inputs = inputs if isinstance(inputs, list) else [inputs]
@@ -364,9 +364,9 @@ def _stylegan_generator(config: TrainConfig) -> keras.Model:
 def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     images = keras.Input(config.image_shape, name="images")
-    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(width(config, sides[-1]), 1))(images))
+    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(_width(config, sides[-1]), 1))(images))
     for side in reversed(sides[:-1]):  # conv3-conv3-pool, plus pool-conv1 on the skip
-        filters = width(config, side)
+        filters = _width(config, side)
         h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1], 3,
                                                                  padding="same"))(x))
         h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(filters, 3, padding="same"))(h))
@@ -377,7 +377,7 @@ def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
     x = klayers.MinibatchStdDev()(x)
     x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1] - 1, 3,
                                                              padding="same"))(x))
-    x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(width(config, sides[0])))(
+    x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(_width(config, sides[0])))(
         layers.Flatten()(x)))
     return _discriminator_head(config, images, x)
 

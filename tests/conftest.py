@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # (by step count) and augmentation (noise draws).
 TECHNIQUES = {"conditional": True, "ema": 0.9, "ema_start": 5, "spectral_norm": True, "r1": 1.0,
               "r1_every": 4, "augment": "translation,cutout,color"}
+# The style-based GAN draws noise inside G (per-pixel noise, style mixing), and ADA keeps p in
+# the model; a low target moves p from the first steps on.
+STYLE_ADA = {"arch": "stylegan", "base_filters": 4, "conditional": True, "augment": "ada",
+             "ada_kimg": 1, "ada_target": 0.01}
 
 
 @pytest.fixture

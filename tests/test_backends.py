@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KGAN_CLI, TECHNIQUES, full_state
+from conftest import KGAN_CLI, STYLE_ADA, TECHNIQUES, full_state
 
 from kgan import export
 from kgan.config import LOSSES
@@ -202,7 +202,8 @@ print(cut.run_dir)
 """
 
 
-@pytest.mark.parametrize("options", [{}, TECHNIQUES], ids=["plain", "techniques"])
+@pytest.mark.parametrize("options", [{}, TECHNIQUES, STYLE_ADA],
+                         ids=["plain", "techniques", "stylegan-ada"])
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_resume_is_bit_identical(backend, options, toy_npz, tmp_path, on_backend):
     done = on_backend(backend, RESUME, toy_npz, tmp_path / "runs", json.dumps(options))

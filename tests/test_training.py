@@ -5,7 +5,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import TECHNIQUES, At, assert_same_state, ctrl_c, poison, toy_config
+from conftest import STYLE_ADA, TECHNIQUES, At, assert_same_state, ctrl_c, poison, toy_config
 from PIL import Image
 
 from kgan import images
@@ -58,7 +58,8 @@ def test_every_grid_is_drawn_from_the_same_fixed_noise(straight):
     assert not np.array_equal(grids[0], grids[1])  # the generator changed in between
 
 
-@pytest.mark.parametrize("options", [{}, TECHNIQUES], ids=["plain", "techniques"])
+@pytest.mark.parametrize("options", [{}, TECHNIQUES, STYLE_ADA],
+                         ids=["plain", "techniques", "stylegan-ada"])
 def test_interrupt_mid_epoch_then_resume_is_bit_identical(toy_npz, tmp_path, options, straight):
     epochs = 3  # the module's straight run; 2 of their own with every technique
     if options:

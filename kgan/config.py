@@ -231,8 +231,8 @@ class TrainConfig:
                           "translation, cutout, color; with ada, each applied with a probability "
                           "p adapted to D's overfitting (ada alone: all three).", policies,
                           shown="none")
-    ada_target: float = option(0.6, "ada: the r_t = E[sign(D(real))] that p is steered to.",
-                               fraction)
+    ada_target: float = option(0.6, "ada: the r_t, the mean of sign(D(real)), that p is "
+                               "steered to.", fraction)
     ada_kimg: int = option(100, "ada: thousands of images over which p can rise from 0 to 1 "
                            "(StyleGAN2-ADA: 500).", positive_int)
     backend: str = option("tensorflow", "Keras backend: tensorflow, jax or torch.",

@@ -88,3 +88,12 @@ def test_a_damaged_config_json_is_one_clear_error(tmp_path, key, value, message)
     with pytest.raises(KganError) as e:
         TrainConfig.load(tmp_path / "config.json")
     assert str(e.value) == message
+
+
+def test_help_texts_read_the_same_through_rich_markup():
+    # Typer renders help through Rich, which takes "[word]" for a style tag and drops it
+    # (as it once dropped "[sign(D(real))]" from --ada-target's help).
+    from rich.text import Text
+
+    for field in options():
+        assert Text.from_markup(field.metadata["help"]).plain == field.metadata["help"], field.name

@@ -14,84 +14,13 @@ from conftest import KGAN_CLI, STYLE_ADA, TECHNIQUES, full_state
 from kgan import export
 from kgan.config import LOSSES
 
-# One training step of every loss from the weights, batch and noise in the given .npz.
+# One training step of each (arch, loss) case in argv[3] from the weights, batch and noise in
+# the given .npz: the DCGAN with every loss, the residual GAN with its hinge loss and the
+# style-based one with its non-saturating loss. StyleGAN2's per-pixel noise is the given one as
+# well (the backends' random generators differ), style mixing is off, and so is spectral norm
+# (its power iteration runs once per forward pass on TF and JAX, once per update on torch).
 ONE_STEP = r"""
-import sys
-import numpy as np
-import keras
-from kgan.config import TrainConfig
-from kgan.checkpoint import build_gan
-
-given = np.load(sys.argv[1])
-out = {}
-for loss in sys.argv[3].split(","):
-    config = TrainConfig(arch="dcgan", image_shape=(8, 8, 1), latent_dim=8, base_filters=4,
-                         loss=loss, backend=keras.backend.backend(), jit=False)
-    gan = build_gan(config)
-    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), loss=loss)
-    weights = gan.generator.weights + gan.discriminator.weights
-    for i, variable in enumerate(weights):
-        variable.assign(given[f"w{i}"])
-    noise = [given["z_d"], given["z_g"]]
-    calls = []
-
-    def sample_noise(n, seed=None):  # D step first, then G step, in every trace
-        calls.append(None)
-        return keras.ops.convert_to_tensor(noise[(len(calls) - 1) % 2])
-
-    gan.sample_noise = sample_noise
-    gan.interpolation_weights = lambda n, ndim: keras.ops.convert_to_tensor(given["alpha"])
-    logs = gan.train_on_batch(given["real"], return_dict=True)
-    for i, variable in enumerate(weights):
-        out[f"{loss}/w{i}"] = keras.ops.convert_to_numpy(variable)
-    out[f"{loss}/d_loss"] = np.float32(logs["d_loss"])
-np.savez(sys.argv[2], **out)
-"""
-
-
-def test_one_step_parity_for_every_loss(tmp_path, on_backend, monkeypatch):
-    from kgan.checkpoint import build_gan
-    from kgan.config import TrainConfig
-
-    gan = build_gan(TrainConfig(arch="dcgan", image_shape=(8, 8, 1), latent_dim=8,
-                                base_filters=4))
-    rng = np.random.default_rng(0)
-    given = {f"w{i}": rng.normal(0, 0.3, v.shape).astype(np.float32) if "gamma" not in v.path
-             and "variance" not in v.path else np.ones(v.shape, np.float32)
-             for i, v in enumerate(gan.generator.weights + gan.discriminator.weights)}
-    given.update(real=rng.uniform(-1, 1, (16, 8, 8, 1)).astype(np.float32),
-                 z_d=rng.standard_normal((16, 8)).astype(np.float32),
-                 z_g=rng.standard_normal((16, 8)).astype(np.float32),
-                 alpha=rng.uniform(0, 1, (16, 1, 1, 1)).astype(np.float32))
-    np.savez(tmp_path / "given.npz", **given)
-    results = {}
-    for backend in ("tensorflow", "jax", "torch"):
-        args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz", ",".join(LOSSES))
-        if backend == "tensorflow":  # this process
-            monkeypatch.setattr("sys.argv", ["-c", *map(str, args)])
-            exec(ONE_STEP, {"__name__": "__main__"})
-        else:
-            on_backend(backend, ONE_STEP, *args)
-        results[backend] = np.load(tmp_path / f"{backend}.npz")
-    reference = results["tensorflow"]
-    n_weights = sum(key.startswith("w") for key in given)
-    for loss in LOSSES:
-        moved = [not np.allclose(reference[f"{loss}/w{i}"], given[f"w{i}"])
-                 for i in range(n_weights)]
-        assert sum(moved) > n_weights // 2, loss  # the step changed most weights
-        for backend in ("jax", "torch"):
-            for key in reference.files:
-                if key.startswith(f"{loss}/"):
-                    np.testing.assert_allclose(results[backend][key], reference[key], rtol=1e-4,
-                                               atol=1e-5, err_msg=f"{backend} {key}")
-
-
-# One training step of the residual and the style-based GAN, from the weights, batch and noise
-# in the given .npz. StyleGAN2's per-pixel noise is the given one as well (the backends' random
-# generators differ), style mixing is off and spectral norm too (its power iteration runs once
-# per forward pass on TF and JAX, once per update on torch).
-ARCH_STEP = r"""
-import sys
+import json, sys
 import numpy as np
 import keras
 from kgan import layers
@@ -102,12 +31,12 @@ given = np.load(sys.argv[1])
 layers.ModulatedConv2D.draw_noise = lambda self, x, training: keras.ops.cast(
     keras.ops.convert_to_tensor(given[f"noise{x.shape[1]}"])[: keras.ops.shape(x)[0]], x.dtype)
 out = {}
-for arch in ("resnet", "stylegan"):
+for arch, loss in json.loads(sys.argv[3]):
     config = TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=8, base_filters=4,
-                         spectral_norm=False, style_mixing=0.0, r1=0.0,
+                         loss=loss, spectral_norm=False, style_mixing=0.0, r1=0.0,
                          backend=keras.backend.backend(), jit=False)
     gan = build_gan(config)
-    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), loss=config.loss)
+    gan.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), loss=loss)
     weights = gan.generator.weights + gan.discriminator.weights
     for i, variable in enumerate(weights):
         variable.assign(given[f"{arch}/w{i}"])
@@ -119,15 +48,18 @@ for arch in ("resnet", "stylegan"):
         return keras.ops.convert_to_tensor(noise[(len(calls) - 1) % 2])
 
     gan.sample_noise = sample_noise
+    gan.interpolation_weights = lambda n, ndim: keras.ops.convert_to_tensor(given["alpha"])
     logs = gan.train_on_batch(given["real"], return_dict=True)
     for i, variable in enumerate(weights):
-        out[f"{arch}/w{i}"] = keras.ops.convert_to_numpy(variable)
-    out[f"{arch}/d_loss"] = np.float32(logs["d_loss"])
+        out[f"{arch}-{loss}/w{i}"] = keras.ops.convert_to_numpy(variable)
+    out[f"{arch}-{loss}/d_loss"] = np.float32(logs["d_loss"])
 np.savez(sys.argv[2], **out)
 """
+CASES = [("dcgan", loss) for loss in LOSSES] + [("resnet", "hinge"), ("stylegan", "bce")]
 
 
-def test_one_step_parity_of_the_residual_and_style_based_gans(tmp_path, on_backend, monkeypatch):
+def test_one_step_parity_of_every_loss_and_arch(tmp_path, on_backend, monkeypatch):
+    from kgan import layers
     from kgan.checkpoint import build_gan
     from kgan.config import TrainConfig
 
@@ -135,10 +67,11 @@ def test_one_step_parity_of_the_residual_and_style_based_gans(tmp_path, on_backe
     given = {"real": rng.uniform(-1, 1, (16, 8, 8, 1)).astype(np.float32),
              "z_d": rng.standard_normal((16, 8)).astype(np.float32),
              "z_g": rng.standard_normal((16, 8)).astype(np.float32),
+             "alpha": rng.uniform(0, 1, (16, 1, 1, 1)).astype(np.float32),
              "noise4": rng.standard_normal((16, 4, 4, 1)).astype(np.float32),
              "noise8": rng.standard_normal((16, 8, 8, 1)).astype(np.float32)}
     sizes = {}
-    for arch in ("resnet", "stylegan"):
+    for arch in ("dcgan", "resnet", "stylegan"):
         gan = build_gan(TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=8,
                                     base_filters=4, spectral_norm=False))
         weights = gan.generator.weights + gan.discriminator.weights
@@ -150,24 +83,24 @@ def test_one_step_parity_of_the_residual_and_style_based_gans(tmp_path, on_backe
     np.savez(tmp_path / "given.npz", **given)
     results = {}
     for backend in ("tensorflow", "jax", "torch"):
-        args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz")
-        if backend == "tensorflow":  # this process
+        args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz", json.dumps(CASES))
+        if backend == "tensorflow":  # this process; the script's noise patch is undone after
             monkeypatch.setattr("sys.argv", ["-c", *map(str, args)])
-            from kgan import layers
             monkeypatch.setattr(layers.ModulatedConv2D, "draw_noise",
-                                layers.ModulatedConv2D.draw_noise)  # the script replaces it
-            exec(ARCH_STEP, {"__name__": "__main__"})
+                                layers.ModulatedConv2D.draw_noise)
+            exec(ONE_STEP, {"__name__": "__main__"})
         else:
-            on_backend(backend, ARCH_STEP, *args)
+            on_backend(backend, ONE_STEP, *args)
         results[backend] = np.load(tmp_path / f"{backend}.npz")
     reference = results["tensorflow"]
-    for arch, n_weights in sizes.items():
-        moved = [not np.allclose(reference[f"{arch}/w{i}"], given[f"{arch}/w{i}"])
-                 for i in range(n_weights)]
-        assert sum(moved) > n_weights // 2, arch  # the step changed most weights
+    for arch, loss in CASES:
+        case = f"{arch}-{loss}"
+        moved = [not np.allclose(reference[f"{case}/w{i}"], given[f"{arch}/w{i}"])
+                 for i in range(sizes[arch])]
+        assert sum(moved) > sizes[arch] // 2, case  # the step changed most weights
         for backend in ("jax", "torch"):
             for key in reference.files:
-                if key.startswith(f"{arch}/"):
+                if key.startswith(f"{case}/"):
                     np.testing.assert_allclose(results[backend][key], reference[key], rtol=1e-4,
                                                atol=1e-5, err_msg=f"{backend} {key}")
 

@@ -28,6 +28,7 @@ from kgan.config import TrainConfig
 from kgan.checkpoint import build_gan
 
 given = np.load(sys.argv[1])
+draw_noise = layers.ModulatedConv2D.draw_noise  # put back at the end: the process serves on
 layers.ModulatedConv2D.draw_noise = lambda self, x, training: keras.ops.cast(
     keras.ops.convert_to_tensor(given[f"noise{x.shape[1]}"])[: keras.ops.shape(x)[0]], x.dtype)
 out = {}
@@ -53,6 +54,7 @@ for arch, loss in json.loads(sys.argv[3]):
     for i, variable in enumerate(weights):
         out[f"{arch}-{loss}/w{i}"] = keras.ops.convert_to_numpy(variable)
     out[f"{arch}-{loss}/d_loss"] = np.float32(logs["d_loss"])
+layers.ModulatedConv2D.draw_noise = draw_noise
 np.savez(sys.argv[2], **out)
 """
 CASES = [("dcgan", loss) for loss in LOSSES] + [("resnet", "hinge"), ("stylegan", "bce")]
@@ -84,7 +86,7 @@ def test_one_step_parity_of_every_loss_and_arch(tmp_path, on_backend, monkeypatc
     results = {}
     for backend in ("tensorflow", "jax", "torch"):
         args = (tmp_path / "given.npz", tmp_path / f"{backend}.npz", json.dumps(CASES))
-        if backend == "tensorflow":  # this process; the script's noise patch is undone after
+        if backend == "tensorflow":  # this process (undoing the noise patch, should it fail)
             monkeypatch.setattr("sys.argv", ["-c", *map(str, args)])
             monkeypatch.setattr(layers.ModulatedConv2D, "draw_noise",
                                 layers.ModulatedConv2D.draw_noise)

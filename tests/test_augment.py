@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import keras
@@ -152,10 +153,17 @@ def test_ada_p_rises_when_d_overfits_a_tiny_set_is_logged_and_resumes_exactly(tm
     np.savez(npz, x_train=np.random.default_rng(0).integers(0, 256, (64, 8, 8), np.uint8))
     config = toy_config(npz, arch="dcgan", base_filters=8, epochs=30, augment="ada",
                         ada_kimg=1, lr=1e-3, sample_every=30, checkpoint_every=30)
-    run = training.train(config, runs_dir=tmp_path / "a")
+    run = training.train(dataclasses.replace(config, tensorboard=True, curves=True),
+                         runs_dir=tmp_path / "a")
     records = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").open()]
     p = [r["ada_p"] for r in records]
     assert p[0] == 0 and p[-1] > 0.2 and max(r["r_t"] for r in records[-10:]) > 0.6
+    logged = [float(tf.make_ndarray(value.tensor))
+              for path in (run.run_dir / "tensorboard").iterdir()
+              for event in tf.compat.v1.train.summary_iterator(str(path))
+              for value in event.summary.value if value.tag == "ada_p"]
+    np.testing.assert_allclose(logged, p, rtol=1e-6)  # one per epoch in TensorBoard
+    assert (run.run_dir / "curves.png").stat().st_size > 0
     # Interrupted once p moves (step 100 of 120), then resumed: p and every other state
     # variable end as in the straight run.
     cut = training.train(config, runs_dir=tmp_path / "b", callbacks=[At(100, ctrl_c)])

@@ -67,32 +67,30 @@ class SelfAttention(layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
+        self.keys, self.values = max(channels // 8, 1), max(channels // 2, 1)
 
-        def conv(filters, name):
+        def conv(filters, width, name):
             layer = _spectral(layers.Conv2D(filters, 1, use_bias=False, name=name,
                                             dtype=self.dtype_policy), self.spectral_norm)
+            layer.build(tuple(input_shape[:-1]) + (width,))
             return layer
 
-        self.query = conv(max(channels // 8, 1), "query")
-        self.key = conv(max(channels // 8, 1), "key")
-        self.value = conv(max(channels // 2, 1), "value")
-        self.out = conv(channels, "out")
-        for layer, width in ((self.query, channels), (self.key, channels),
-                             (self.value, channels), (self.out, max(channels // 2, 1))):
-            layer.build(tuple(input_shape[:-1]) + (width,))
+        self.query = conv(self.keys, channels, "query")
+        self.key = conv(self.keys, channels, "key")
+        self.value = conv(self.values, channels, "value")
+        self.out = conv(channels, self.values, "out")
         self.gamma = self.add_weight(shape=(), initializer="zeros", name="gamma")
 
     def call(self, x, training=False):
-        _, height, width, channels = x.shape
+        _, height, width, _ = x.shape
         pooled = (height // 2) * (width // 2)
-        q = ops.reshape(self.query(x, training=training), (-1, height * width,
-                                                           max(channels // 8, 1)))
+        q = ops.reshape(self.query(x, training=training), (-1, height * width, self.keys))
         k = ops.reshape(ops.max_pool(self.key(x, training=training), 2, 2),
-                        (-1, pooled, max(channels // 8, 1)))
+                        (-1, pooled, self.keys))
         v = ops.reshape(ops.max_pool(self.value(x, training=training), 2, 2),
-                        (-1, pooled, max(channels // 2, 1)))
+                        (-1, pooled, self.values))
         attention = ops.softmax(ops.matmul(q, ops.transpose(k, (0, 2, 1))), axis=-1)
-        o = ops.reshape(ops.matmul(attention, v), (-1, height, width, max(channels // 2, 1)))
+        o = ops.reshape(ops.matmul(attention, v), (-1, height, width, self.values))
         return x + ops.cast(self.gamma, x.dtype) * self.out(o, training=training)
 
     def get_config(self):

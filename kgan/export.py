@@ -295,7 +295,7 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
     generate_spec = [tf.TensorSpec([], tf.int32, name="n"),
                      tf.TensorSpec([], tf.int64, name="seed")]
     # A StyleGAN-style generator: every signature also takes the truncation psi (a scalar),
-    # passed on to the endpoints below as their last, optional argument.
+    # which reaches the endpoints below as their last argument (`*psi`: empty without it).
     truncates = any(t.name == "truncation" for t in generator.inputs)
     psi_spec = [tf.TensorSpec([], tf.float32, name="truncation")] if truncates else []
 

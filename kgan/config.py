@@ -376,7 +376,7 @@ class TrainConfig:
     def augmentations(self) -> tuple[str, ...]:
         """The DiffAugment policies of `augment`, in the order given (with `ada`: all of them
         if it names none)."""
-        chosen = tuple(p.strip() for p in self.augment.split(",") if p.strip())
+        chosen = self._augment_names()
         if chosen == (ADAPTIVE,):
             return AUGMENTATIONS
         return tuple(p for p in chosen if p != ADAPTIVE)
@@ -384,7 +384,10 @@ class TrainConfig:
     @property
     def adaptive(self) -> bool:
         """`--augment ada`: the policies are applied with an adapted probability p."""
-        return ADAPTIVE in (p.strip() for p in self.augment.split(","))
+        return ADAPTIVE in self._augment_names()
+
+    def _augment_names(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.augment.split(",") if p.strip())
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

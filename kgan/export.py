@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from filelock import FileLock
 
-from kgan import images, runs
+from kgan import images, models, runs
 from kgan.checkpoint import load_gan
 from kgan.errors import KganError
 
@@ -296,7 +296,7 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                      tf.TensorSpec([], tf.int64, name="seed")]
     # A StyleGAN-style generator: every signature also takes the truncation psi (a scalar),
     # which reaches the endpoints below as their last argument (`*psi`: empty without it).
-    truncates = any(t.name == "truncation" for t in generator.inputs)
+    truncates = models.truncates(generator)
     psi_spec = [tf.TensorSpec([], tf.float32, name="truncation")] if truncates else []
 
     def run(z, labels=None, psi=()):

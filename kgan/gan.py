@@ -7,7 +7,7 @@ import contextlib
 import keras
 from keras import ops
 
-from kgan import augment, losses
+from kgan import augment, losses, models
 from kgan.labels import labels_for
 from kgan.trainers import GANTrainer
 
@@ -63,7 +63,7 @@ class GAN(GANTrainer, keras.Model):
         self.ada_p = None if ada_target is None else self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="ada_p", aggregation="mean")
         # StyleGAN-style generators take a truncation psi per image (1 while training).
-        self.truncates = any(t.name == "truncation" for t in generator.inputs)
+        self.truncates = models.truncates(generator)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")  # mean D logit on real images

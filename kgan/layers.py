@@ -16,7 +16,8 @@ from keras import layers, ops
 register = keras.saving.register_keras_serializable(package="kgan")
 
 
-def _spectral(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
+def spectral(layer: layers.Layer, spectral_norm: bool) -> layers.Layer:
+    """`layer`, wrapped in Keras' `SpectralNormalization` (same dtype policy) if `spectral_norm`."""
     return layers.SpectralNormalization(layer, dtype=layer.dtype_policy) if spectral_norm \
         else layer
 
@@ -70,8 +71,8 @@ class SelfAttention(layers.Layer):
         self.keys, self.values = max(channels // 8, 1), max(channels // 2, 1)
 
         def conv(filters, width, name):
-            layer = _spectral(layers.Conv2D(filters, 1, use_bias=False, name=name,
-                                            dtype=self.dtype_policy), self.spectral_norm)
+            layer = spectral(layers.Conv2D(filters, 1, use_bias=False, name=name,
+                                           dtype=self.dtype_policy), self.spectral_norm)
             layer.build(tuple(input_shape[:-1]) + (width,))
             return layer
 

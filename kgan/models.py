@@ -33,6 +33,12 @@ def discriminator(config: TrainConfig) -> keras.Model:
 
 
 LABEL_EMBEDDING = 50  # size of the generator's label embedding (conditional runs)
+TRUNCATION = "truncation"  # the stylegan generator's input of psi, one per image
+
+
+def truncates(generator: keras.Model) -> bool:
+    """Whether `generator` takes a truncation psi beside z (StyleGAN-style ones do)."""
+    return any(t.name == TRUNCATION for t in generator.inputs)
 
 
 def _generator_inputs(config: TrainConfig):
@@ -63,9 +69,7 @@ def _discriminator_head(config: TrainConfig, images, features) -> keras.Model:
 
 def _weights(config: TrainConfig, layer: layers.Layer) -> layers.Layer:
     """`layer`, spectrally normalized with `config.spectral_norm` (same dtype policy)."""
-    if not config.spectral_norm:
-        return layer
-    return layers.SpectralNormalization(layer, dtype=layer.dtype_policy)
+    return klayers.spectral(layer, config.spectral_norm)
 
 
 def _mlp_generator(config: TrainConfig) -> keras.Model:
@@ -332,7 +336,7 @@ def _resnet_discriminator(config: TrainConfig) -> keras.Model:
 def _stylegan_generator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     inputs, w = _generator_inputs(config)
-    psi = keras.Input((), name="truncation")
+    psi = keras.Input((), name=TRUNCATION)
     w = klayers.PixelNorm()(w)
     for _ in range(config.mapping_layers):
         w = layers.LeakyReLU(0.2)(layers.Dense(config.latent_dim)(w))

@@ -73,12 +73,12 @@ def test_spectral_norm_wraps_every_weight_layer_of_d():
 
 
 def _inputs(g, n, seed=0, labels=None, psi=1.0):
-    z = np.random.default_rng(seed).standard_normal((n, g.input_shape[0][-1] if isinstance(
-        g.input_shape, list) else g.input_shape[-1])).astype("float32")
+    z = np.random.default_rng(seed).standard_normal((n, g.inputs[0].shape[-1]))
+    z = z.astype("float32")
     inputs = [keras.ops.convert_to_tensor(z)]
     if labels is not None:
         inputs.append(keras.ops.convert_to_tensor(labels, "int32"))
-    if any(t.name == "truncation" for t in g.inputs):
+    if models.truncates(g):
         inputs.append(keras.ops.full((n,), psi, "float32"))
     return inputs[0] if len(inputs) == 1 else inputs
 

@@ -121,11 +121,11 @@ def _dcgan_generator(config: TrainConfig) -> keras.Model:
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, filters))(x)
     for i in range(steps - 1):
-        x = layers.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
+        x = klayers.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
                                    use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    images = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
+    images = klayers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
                                     name="images", dtype="float32")(x)
     return keras.Model(inputs, images, name="generator")
 
@@ -138,7 +138,7 @@ def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
     images = keras.Input(config.image_shape, name="images")
     x = images
     for i in range(steps):
-        x = _weights(config, layers.Conv2D(config.base_filters * 2**i, 4, strides=2,
+        x = _weights(config, klayers.Conv2D(config.base_filters * 2**i, 4, strides=2,
                                            padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     return _discriminator_head(config, images, layers.Flatten()(x))
@@ -186,18 +186,18 @@ def unet(config: TrainConfig, in_channels: int, out_channels: int) -> keras.Mode
     images = keras.Input((size, size, in_channels), name="images")
     x, skips = images, []
     for i, filters in enumerate(widths):
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = klayers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)(x)
         if 0 < i < steps - 1:  # none on the first layer and the 1x1 bottleneck
             x = _instance_norm()(x)
         x = layers.LeakyReLU(0.2)(x)
         skips.append(x)
     for i, filters in enumerate(reversed(widths[:-1])):
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = klayers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
         x = _instance_norm()(x)
         if i < 3:  # seeded: without a seed, torch's dropout draws from its global generator
             x = layers.Dropout(0.5, seed=config.seed + i)(x)
         x = layers.ReLU()(layers.Concatenate()([x, skips[-2 - i]]))
-    out = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", activation="tanh",
+    out = klayers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", activation="tanh",
                                  name="translated", dtype="float32")(x)
     return keras.Model(images, out, name="generator")
 
@@ -210,20 +210,20 @@ def resnet_generator(config: TrainConfig, in_channels: int, out_channels: int,
     size = config.image_shape[0]
     f = config.base_filters
     images = keras.Input((size, size, in_channels), name="images")
-    x = layers.Conv2D(f, 7, padding="same", use_bias=False)(images)
+    x = klayers.Conv2D(f, 7, padding="same", use_bias=False)(images)
     x = layers.ReLU()(_instance_norm()(x))
     for filters in (2 * f, 4 * f):
-        x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = klayers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.ReLU()(_instance_norm()(x))
     for _ in range(9 if size >= 256 else 6):
-        y = layers.Conv2D(4 * f, 3, padding="same", use_bias=False)(x)
+        y = klayers.Conv2D(4 * f, 3, padding="same", use_bias=False)(x)
         y = layers.ReLU()(_instance_norm()(y))
-        y = _instance_norm()(layers.Conv2D(4 * f, 3, padding="same", use_bias=False)(y))
+        y = _instance_norm()(klayers.Conv2D(4 * f, 3, padding="same", use_bias=False)(y))
         x = layers.Add()([x, y])
     for filters in (2 * f, f):
-        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = klayers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.ReLU()(_instance_norm()(x))
-    out = layers.Conv2D(out_channels, 7, padding="same", activation="tanh", name="translated",
+    out = klayers.Conv2D(out_channels, 7, padding="same", activation="tanh", name="translated",
                         dtype="float32")(x)
     return keras.Model(images, out, name=name)
 
@@ -237,14 +237,14 @@ def patch_discriminator(config: TrainConfig, channels: int, name: str) -> keras.
     for i in range(3):
         if side % 2 or side // 2 < 4:
             break
-        x = layers.Conv2D(config.base_filters * 2**i, 4, strides=2, padding="same")(x)
+        x = klayers.Conv2D(config.base_filters * 2**i, 4, strides=2, padding="same")(x)
         if i:
             x = _instance_norm()(x)
         x = layers.LeakyReLU(0.2)(x)
         side //= 2
-    x = layers.Conv2D(config.base_filters * 8, 4, padding="same")(x)
+    x = klayers.Conv2D(config.base_filters * 8, 4, padding="same")(x)
     x = layers.LeakyReLU(0.2)(_instance_norm()(x))
-    logits = layers.Conv2D(1, 4, padding="same", name="logits", dtype="float32")(x)
+    logits = klayers.Conv2D(1, 4, padding="same", name="logits", dtype="float32")(x)
     return keras.Model(images, logits, name=name)
 
 
@@ -295,14 +295,14 @@ def _resnet_generator(config: TrainConfig) -> keras.Model:
     for side in sides[1:]:  # BN-ReLU-up-conv3-BN-ReLU-conv3, plus up-conv1 on the shortcut
         filters = _width(config, side)
         h = layers.ReLU()(_norm(config, x, label))
-        h = layers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
+        h = klayers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
         h = layers.ReLU()(_norm(config, h, label))
-        h = layers.Conv2D(filters, 3, padding="same")(h)
-        x = layers.Add()([h, layers.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
+        h = klayers.Conv2D(filters, 3, padding="same")(h)
+        x = layers.Add()([h, klayers.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
         if side == config.attention:
             x = klayers.SelfAttention()(x)
     x = layers.ReLU()(layers.BatchNormalization()(x))
-    images = layers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
+    images = klayers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
                            name="images", dtype="float32")(x)
     return keras.Model([z, label] if label is not None else z, images, name="generator")
 
@@ -314,10 +314,10 @@ def _resnet_discriminator(config: TrainConfig) -> keras.Model:
     for i, side in enumerate(reversed(sides[:-1])):  # ReLU-conv3-ReLU-conv3-pool, conv1-pool
         filters = _width(config, side)
         h = x if i == 0 else layers.ReLU()(x)  # the first block sees the image itself
-        h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(h)
-        h = _weights(config, layers.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
+        h = _weights(config, klayers.Conv2D(filters, 3, padding="same"))(h)
+        h = _weights(config, klayers.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
         h = layers.AveragePooling2D(2)(h)
-        shortcut = _weights(config, layers.Conv2D(filters, 1))(layers.AveragePooling2D(2)(x))
+        shortcut = _weights(config, klayers.Conv2D(filters, 1))(layers.AveragePooling2D(2)(x))
         x = layers.Add()([h, shortcut])
         if side == config.attention:
             x = klayers.SelfAttention(config.spectral_norm)(x)
@@ -368,18 +368,19 @@ def _stylegan_generator(config: TrainConfig) -> keras.Model:
 def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     images = keras.Input(config.image_shape, name="images")
-    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(_width(config, sides[-1]), 1))(images))
+    x = _weights(config, klayers.Conv2D(_width(config, sides[-1]), 1))(images)
+    x = layers.LeakyReLU(0.2)(x)
     for side in reversed(sides[:-1]):  # conv3-conv3-pool, plus pool-conv1 on the skip
         filters = _width(config, side)
-        h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1], 3,
+        h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1], 3,
                                                                  padding="same"))(x))
-        h = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(filters, 3, padding="same"))(h))
+        h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(filters, 3, padding="same"))(h))
         h = layers.AveragePooling2D(2)(h)
-        skip = _weights(config, layers.Conv2D(filters, 1, use_bias=False))(
+        skip = _weights(config, klayers.Conv2D(filters, 1, use_bias=False))(
             layers.AveragePooling2D(2)(x))
         x = layers.Rescaling(1 / math.sqrt(2))(layers.Add()([h, skip]))
     x = klayers.MinibatchStdDev()(x)
-    x = layers.LeakyReLU(0.2)(_weights(config, layers.Conv2D(x.shape[-1] - 1, 3,
+    x = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1] - 1, 3,
                                                              padding="same"))(x))
     x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(_width(config, sides[0])))(
         layers.Flatten()(x)))

@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -150,3 +152,55 @@ def test_stylegan_truncation_zero_draws_the_average_style():
     assert np.abs(own - mean_image).mean() > np.abs(half - mean_image).mean() > 0
     # Not training: the noise inputs are fixed, so the same z gives the same image.
     np.testing.assert_array_equal(own, np.asarray(g(_inputs(g, 4, seed=9, psi=1.0))))
+
+
+# One SGD step of a strided conv followed by a transposed conv, with Keras' layers and with
+# kgan's (which take faster paths on JAX and PyTorch), from the same weights: the outputs, the
+# loss and every updated weight (the conv's through the transposed conv's input gradient) agree.
+CONV_PAIR = r"""
+import json, sys
+import numpy as np
+import keras
+from kgan import layers
+
+out = {}
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4, 12, 12, 3)).astype("float32")
+for i, (conv, transpose) in enumerate(json.loads(sys.argv[1])):
+    pair = []
+    for module in (keras.layers, layers):
+        model = keras.Sequential([keras.Input((12, 12, 3)), module.Conv2D(5, **conv),
+                                  module.Conv2DTranspose(3, **transpose)])
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        pair.append(model)
+    pair[1].set_weights(pair[0].get_weights())
+    y = rng.normal(size=pair[0].compute_output_shape(x.shape)).astype("float32")
+    for name, model in zip(("keras", "kgan"), pair):
+        before = keras.ops.convert_to_numpy(model.predict_on_batch(x))
+        loss = model.train_on_batch(x, y)
+        out[f"{i}/{name}"] = [before.tolist(), float(loss),
+                                 [w.tolist() for w in model.get_weights()]]
+print(json.dumps(out))
+"""
+CONV_CASES = [  # the DCGAN's and pix2pix's layers; CycleGAN's (asymmetric `same`); others
+    ({"kernel_size": 4, "strides": 2, "padding": "same"},
+     {"kernel_size": 4, "strides": 2, "padding": "same", "activation": "tanh"}),
+    ({"kernel_size": 3, "strides": 2, "padding": "same"},
+     {"kernel_size": 3, "strides": 2, "padding": "same", "use_bias": False}),
+    ({"kernel_size": 3, "padding": "same"}, {"kernel_size": 5, "padding": "same"}),
+    ({"kernel_size": (4, 3), "strides": (2, 1)}, {"kernel_size": 2, "strides": 2}),
+]
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_kgan_convolutions_train_as_keras_ones_do(backend, on_backend):
+    out = json.loads(on_backend(backend, CONV_PAIR, json.dumps(CONV_CASES)))
+    assert len(out) == 2 * len(CONV_CASES)
+    for i in range(len(CONV_CASES)):
+        (before, loss, weights), (our_before, our_loss, our_weights) = out[f"{i}/keras"], \
+            out[f"{i}/kgan"]
+        np.testing.assert_allclose(our_before, before, atol=1e-5)
+        np.testing.assert_allclose(our_loss, loss, rtol=1e-5)
+        assert len(our_weights) == len(weights) >= 3
+        for ours, theirs in zip(our_weights, weights):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)

@@ -18,6 +18,11 @@ SEED_STATE_KEY = "seed_generator_state"
 class GAN(GANTrainer, keras.Model):
     """A generator and a discriminator trained adversarially with `fit()`.
 
+    One training step: `d_steps` discriminator updates, each on a real batch and a batch of
+    fresh fakes, then one generator update through the updated discriminator on the last of
+    those fakes. G's forward pass is made once and kept for its update (as in PyTorch's DCGAN
+    example), not made again from new noise: a step runs G's forward pass once, not twice.
+
     The backend-specific `train_step` comes from `kgan.trainers`; this class holds the models,
     the two optimizers, the loss, the metrics and the noise `SeedGenerator`, and saves all of
     them (the seed state included) so that a resumed run continues exactly.

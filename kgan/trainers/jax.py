@@ -12,6 +12,8 @@ The discriminator is run with `_run`, which keeps every variable it assigns: Ker
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -61,7 +63,14 @@ class GANTrainer:
 
         for _ in range(self.d_steps):
             z, fake_labels = self.training_inputs(batch_size)
-            fake = jax.lax.stop_gradient(G(self.g_inputs(z, fake_labels), training=True))
+            # G's pass, with its pullback kept for G's update (the last D step's fakes:
+            # see `GAN`); its BatchNorm statistics and noise seeds move once.
+            fake, g_pullback, g_updates = jax.vjp(
+                functools.partial(_call, G, [v.value for v in G.non_trainable_variables],
+                                  self.g_inputs(z, fake_labels)),
+                [v.value for v in G.trainable_variables], has_aux=True)
+            for variable, value in zip(G.non_trainable_variables, g_updates):
+                variable.assign(value)
             real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
             fake_in = self.d_inputs(fake, fake_labels, self.augment_params(batch_size))
             alpha = self.interpolation_weights(batch_size, real.ndim)
@@ -79,24 +88,17 @@ class GANTrainer:
             _assign(D, values, fixed)
             self.d_optimizer.apply(grads, D.trainable_variables)
 
-        z, fake_labels = self.training_inputs(batch_size)
         params = self.augment_params(batch_size)
         d_values, d_fixed = _state(D)
-        g_fixed = [v.value for v in G.non_trainable_variables]
 
-        def g_loss_fn(g_values):
-            fake, g_updates = G.stateless_call(g_values, g_fixed, self.g_inputs(z, fake_labels),
-                                               training=True)
+        def g_loss_fn(fake):  # the updated D on the fakes
             logits, values, fixed = _run(D, d_values, d_fixed,
                                          self.d_inputs(fake, fake_labels, params))
-            return self.loss_fn.g_loss(logits), (g_updates, values, fixed)
+            return self.loss_fn.g_loss(logits), (values, fixed)
 
-        (g_loss, (g_updates, values, fixed)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-            [v.value for v in G.trainable_variables])
-        for variable, value in zip(G.non_trainable_variables, g_updates):
-            variable.assign(value)  # BatchNorm statistics of the G step
+        (g_loss, (values, fixed)), fake_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
         _assign(D, values, fixed)
-        self.g_optimizer.apply(grads, G.trainable_variables)
+        self.g_optimizer.apply(g_pullback(fake_grads)[0], G.trainable_variables)
         self.update_ema()
 
         return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
@@ -166,6 +168,12 @@ def _assign(model, values, fixed):
     for variable, value in zip(model.trainable_variables + model.non_trainable_variables,
                                values + fixed):
         variable.assign(value)
+
+
+def _call(model, fixed, inputs, values):
+    """`model(inputs, training=True)` on trainable `values` and non-trainable `fixed`; returns
+    the outputs and the non-trainable values after the call."""
+    return model.stateless_call(values, fixed, inputs, training=True)
 
 
 def _run(model, values, fixed, inputs):

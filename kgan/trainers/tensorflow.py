@@ -54,9 +54,12 @@ class GANTrainer:
         g_vars = self.generator.trainable_variables
 
         for _ in range(self.d_steps):
-            # The fake batch is made outside the tape: D's update needs no gradient through G.
+            # G's pass is recorded on a tape of its own, for G's update (the last D step's:
+            # see `GAN`); D's tape sees the fakes as constants.
             z, fake_labels = self._share(self.training_inputs, batch_size)
-            fake = self.generator(self.g_inputs(z, fake_labels), training=True)
+            g_tape = tf.GradientTape()
+            with g_tape:
+                fake = self.generator(self.g_inputs(z, fake_labels), training=True)
             real_in = self._augmented(real, labels)
             fake_in = self._augmented(fake, fake_labels)
             alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
@@ -70,14 +73,13 @@ class GANTrainer:
             d_grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
 
-        z, fake_labels = self._share(self.training_inputs, batch_size)
         params = self._share(self.augment_params, batch_size)
-        with tf.GradientTape() as tape:
-            fake = self.generator(self.g_inputs(z, fake_labels), training=True)
+        with g_tape:  # the updated D on the last D step's fakes
             g_loss = self.loss_fn.g_loss(
                 self.discriminator(self.d_inputs(fake, fake_labels, params), training=True))
             scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, g_vars), g_vars, strict=True))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, g_vars), g_vars,
+                                             strict=True))
         self.update_ema()
 
         logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits, replicas)

@@ -8,6 +8,7 @@ once before each update's forward passes (`_normalize_d`), and D then runs with
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import keras
@@ -30,12 +31,13 @@ class GANTrainer:
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
 
-        for _ in range(self.d_steps):
+        for step in range(self.d_steps):
             z, fake_labels = self.training_inputs(batch_size)
-            with torch.no_grad():  # D's update needs no gradient through G
+            # G's graph is kept for G's update, from the last D step's fakes (see `GAN`).
+            with contextlib.nullcontext() if step == self.d_steps - 1 else torch.no_grad():
                 fake = self.generator(self.g_inputs(z, fake_labels), training=True)
             real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
-            fake_in = self.d_inputs(fake, fake_labels, self.augment_params(batch_size))
+            fake_in = self.d_inputs(fake.detach(), fake_labels, self.augment_params(batch_size))
             self._normalize_d()
             real_logits = self._discriminate(real_in)
             fake_logits = self._discriminate(fake_in)
@@ -48,10 +50,8 @@ class GANTrainer:
                 self.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
 
         self.zero_grad()
-        z, fake_labels = self.training_inputs(batch_size)
         params = self.augment_params(batch_size)
         self._normalize_d()
-        fake = self.generator(self.g_inputs(z, fake_labels), training=True)
         g_loss = self.loss_fn.g_loss(self._discriminate(self.d_inputs(fake, fake_labels, params)))
         g_loss.backward()
         with torch.no_grad():

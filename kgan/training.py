@@ -14,7 +14,7 @@ from keras import ops
 from kgan import callbacks as kcb
 from kgan import data as data_lib
 from kgan import distribute, evaluate, models, runs
-from kgan.checkpoint import base_rate, build_gan, load_gan, save, set_base_rate
+from kgan.checkpoint import base_rate, build_gan, load_gan, mixed_precision, save, set_base_rate
 from kgan.config import TrainConfig
 from kgan.errors import Interrupted, KganError, first_line
 from kgan.gan import GAN
@@ -60,6 +60,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
             raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
                             "folder needs one sub-folder per class, an .npz a y_train).")
         models.check_image_shape(config)
+        config.mixed_precision = mixed_precision(config)  # auto, resolved: config.json says
     # First: a multi-worker strategy must come before any other TensorFlow op.
     gan = build_gan(config, distributed=True, steps_per_epoch=_steps_per_epoch(config, data))
     reference = _reference(config, notify)

@@ -10,7 +10,7 @@ from conftest import KGAN_CLI, toy_config
 
 from kgan import draw
 from kgan import training as lib
-from kgan.checkpoint import build_gan, load_gan, precision_policy
+from kgan.checkpoint import build_gan, cpu_has_bfloat16, load_gan, mixed_precision, precision_policy
 from kgan.config import TrainConfig
 
 
@@ -42,7 +42,8 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_keeps_float32_where_it_ma
 
 
 def test_without_mixed_precision_everything_is_float32(toy_npz):
-    config = TrainConfig(dataset=str(toy_npz), arch="dcgan", latent_dim=8, base_filters=8)
+    config = TrainConfig(dataset=str(toy_npz), arch="dcgan", latent_dim=8, base_filters=8,
+                         mixed_precision=False)
     config.image_shape = (8, 8, 1)
     gan = build_gan(config)
     assert precision_policy(config) == "float32"
@@ -59,3 +60,20 @@ def test_mixed_precision_trains_on_jax_and_torch(toy_npz, tmp_path, backend, on_
     assert json.loads((run / "config.json").read_text())["mixed_precision"] is True
     record = json.loads((run / "metrics.jsonl").read_text())
     assert all(np.isfinite(record[key]) for key in ("d_loss", "g_loss", "d_real", "d_fake"))
+
+
+def test_auto_mixed_precision_is_bfloat16_for_the_dcgan_on_a_bfloat16_cpu(toy_npz, tmp_path):
+    def auto(**options):
+        return mixed_precision(TrainConfig(**{"arch": "dcgan", **options}))
+
+    # This test's own CPU decides: the CI machine's has AVX512-BF16.
+    assert auto() is cpu_has_bfloat16()
+    assert auto(backend="jax") is auto(backend="torch") is auto(arch="mlp") is False
+    assert auto(mixed_precision=False) is False and auto(arch="mlp", mixed_precision=True)
+    # A run records what was chosen, and is rebuilt with it.
+    run = lib.train(toy_config(toy_npz, arch="dcgan", base_filters=8, epochs=1),
+                    runs_dir=tmp_path).run_dir
+    assert json.loads((run / "config.json").read_text())["mixed_precision"] is cpu_has_bfloat16()
+    gan, _ = load_gan(run)
+    assert gan.discriminator.layers[1].compute_dtype == (
+        "bfloat16" if cpu_has_bfloat16() else "float32")

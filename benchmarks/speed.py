@@ -19,6 +19,10 @@ Each row trains `reps + 1` epochs of `--steps` steps and reports the median of t
 Prints one JSON object: steps/s, images/s, the ratio to the row's baseline, peak RSS, and the
 model FLOP/s achieved against the matmul peak measured in the same run.
 
+For the DCGAN it also writes down where the time goes, on each backend: `layer_ms`, each
+layer's forward and backward passes alone (TensorFlow: float32 and bfloat16), and
+`conv_kernel_gflops`, the two big convolutions' GFLOP/s.
+
 `memory` trains the default MLP run (`kgan.training.train` with its checkpoints, grids,
 TensorBoard and curves every epoch) for 50 epochs of 100 steps and reports its resident memory
 after each epoch: a leak shows as growth from epoch 5 to epoch 50.
@@ -40,6 +44,7 @@ ARCHS = {"mlp": 64, "dcgan": 128}  # architecture -> batch size
 # per-epoch checkpoint and grids), about 12 s of the much slower DCGAN.
 STEPS = {"mlp": 60000 // 64, "dcgan": 30}
 BASELINE = {"mlp": "torch_reference", "dcgan": "keras_io"}
+BACKENDS = ("tensorflow", "jax", "torch")
 ROWS = {
     "mlp": ["torch_reference", "keras_io", "kgan_tensorflow", "kgan_tensorflow_in_memory",
             "kgan_jax", "kgan_torch"],
@@ -286,41 +291,121 @@ def model_flops(args) -> dict:
 
 
 def conv_kernels(args) -> dict:
-    """GFLOP/s of the DCGAN's two big layers alone (forward + both backward passes, TF, batch
-    256 as D sees real and fake): the ceiling that any step built from these kernels meets."""
+    """GFLOP/s of the DCGAN's two big layers alone (forward + both backward passes, batch 256
+    as D sees real and fake), on the backend of the row (`conv_kernels_<backend>`), as kgan
+    builds them (`kgan.layers`): the ceiling that any step built from these kernels meets."""
+    backend = args.row.removeprefix("conv_kernels_")
+    os.environ["KERAS_BACKEND"] = backend
     import keras
-    import tensorflow as tf
+    import numpy as np
+
+    from kgan import layers
 
     batch = 2 * ARCHS["dcgan"]
-    cases = {"d_conv_64_128": (keras.layers.Conv2D(128, 4, strides=2, padding="same"),
+    cases = {"d_conv_64_128": (layers.Conv2D(128, 4, strides=2, padding="same"),
                                (batch, 14, 14, 64), 2 * 7 * 7 * 16 * 64 * 128),
              "g_conv_transpose_128_64": (
-                 keras.layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
+                 layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
                  (batch, 7, 7, 128), 2 * 7 * 7 * 16 * 128 * 64)}
     result = {}
     for name, (layer, shape, flops) in cases.items():
-        x = tf.random.normal(shape)
         layer.build(shape)
-
-        @tf.function
-        def step(x, layer=layer):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = tf.reduce_sum(layer(x))
-            return tape.gradient(y, [x, *layer.trainable_variables])
-
-        step(x)
+        step, x = _forward_backward(backend, layer, np.random.default_rng(0).normal(
+            size=shape).astype("float32"))
+        keras.ops.convert_to_numpy(step(x)[0])
         start = time.perf_counter()
         for _ in range(20):
             grads = step(x)
-        float(tf.reduce_sum(grads[0]))
+        keras.ops.convert_to_numpy(grads[0])
         result[name] = round(20 * 3 * flops * batch / (time.perf_counter() - start) / 1e9, 1)
     return result
 
 
+def layer_profile(args) -> dict:
+    """Where the DCGAN step's time goes: milliseconds of each layer's forward and backward
+    passes alone (G's at batch 128, D's at 256 as it sees real and fake), on the row's backend
+    (`profile_<backend>`), float32 and, on TensorFlow, bfloat16 as well."""
+    backend = args.row.removeprefix("profile_")
+    os.environ["KERAS_BACKEND"] = backend
+    import dataclasses
+
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from kgan import models
+
+    result = {}
+    for policy in ("float32", "mixed_bfloat16")[: 2 if backend == "tensorflow" else 1]:
+        keras.backend.clear_session()  # the same layer names in both
+        keras.config.set_dtype_policy(policy)
+        config = dataclasses.replace(_config("dcgan", args, backend), mixed_precision=False)
+        times = result[policy] = {}
+        for model, batch in ((models.generator(config), ARCHS["dcgan"]),
+                             (models.discriminator(config), 2 * ARCHS["dcgan"])):
+            for layer in model.layers:
+                if not layer.weights and not isinstance(layer, (layers.ReLU, layers.LeakyReLU)):
+                    continue  # inputs, reshapes
+                shape = (batch, *layer.input.shape[1:])
+                step, x = _forward_backward(backend, layer, np.random.default_rng(0).normal(
+                    size=shape).astype("float32"))
+                keras.ops.convert_to_numpy(step(x)[0])
+                start = time.perf_counter()
+                for _ in range(10):
+                    grads = step(x)
+                keras.ops.convert_to_numpy(grads[0])
+                times[f"{model.name}/{layer.name}"] = round(
+                    (time.perf_counter() - start) / 10 * 1e3, 2)
+        times["total"] = round(sum(times.values()), 1)
+    return result
+
+
+def _forward_backward(backend, layer, x):
+    """A compiled (where the backend compiles) function of x: the gradients of
+    sum(layer(x, training=True)) with respect to x and the layer's weights (in the layer's
+    compute dtype); and x as that backend's tensor."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32))
+            return tape.gradient(y, [x, *layer.trainable_variables])
+
+        return step, tf.constant(x)
+    if backend == "jax":
+        import inspect
+
+        import jax
+
+        fixed = [v.value for v in layer.non_trainable_variables]
+        training = {"training": True} if "training" in inspect.signature(
+            layer.call).parameters else {}  # stateless_call passes it on as it is
+
+        def total(x, values):
+            y = layer.stateless_call(values, fixed, x, **training)[0]
+            return jax.numpy.sum(y.astype("float32"))
+
+        grads = jax.jit(jax.grad(total, argnums=(0, 1)))
+        values = [v.value for v in layer.trainable_variables]
+        return lambda x: jax.tree.leaves(grads(x, values)), jax.numpy.asarray(x)
+    import torch
+
+    def step(x):
+        x = x.detach().requires_grad_(True)
+        layer(x, training=True).float().sum().backward()
+        return [x.grad, *(v.value.grad for v in layer.trainable_variables)]
+
+    return step, torch.from_numpy(x)
+
+
 WORKERS = {"matmul_peak": matmul_peak, "torch_reference": torch_reference,
            "keras_io": keras_io, "kgan_tensorflow_in_memory": kgan_in_memory,
-           "model_flops": model_flops, "conv_kernels": conv_kernels, "memory": memory}
+           "model_flops": model_flops, "memory": memory,
+           **{f"conv_kernels_{b}": conv_kernels for b in BACKENDS},
+           **{f"profile_{b}": layer_profile for b in BACKENDS}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,9 +519,16 @@ def main() -> None:
                                          3),
         }
     if "dcgan" in report:
-        kernels = run_worker("conv_kernels", "dcgan", 0, 0)
-        kernels.pop("peak_rss_mb")
-        report["dcgan"]["conv_kernel_gflops"] = kernels
+        report["dcgan"]["layer_ms"] = {}
+        for backend in BACKENDS:
+            profile = run_worker(f"profile_{backend}", "dcgan", 0, 0)
+            profile.pop("peak_rss_mb")
+            report["dcgan"]["layer_ms"][backend] = profile
+        report["dcgan"]["conv_kernel_gflops"] = {}
+        for backend in BACKENDS:
+            kernels = run_worker(f"conv_kernels_{backend}", "dcgan", 0, 0)
+            kernels.pop("peak_rss_mb")
+            report["dcgan"]["conv_kernel_gflops"][backend] = kernels
     report["targets"] = targets(report)
     print(json.dumps(report, indent=2))
 
@@ -455,8 +547,15 @@ def targets(report: dict) -> dict:
         checks["mlp: fastest kgan backend / torch_reference >= 3.0"] = fastest("mlp")
         checks["mlp: input pipeline and callbacks cost < 0.05"] = report["mlp"][
             "input_pipeline_cost"]
+        checks["mlp: kgan_torch / torch_reference >= 1.0"] = report["mlp"]["rows"][
+            "kgan_torch"]["ratio"]
     if "dcgan" in report:
-        checks["dcgan: fastest kgan backend / keras_io >= 1.3"] = fastest("dcgan")
+        rows = report["dcgan"]["rows"]
+        checks["dcgan: kgan_tensorflow / keras_io >= 1.3"] = rows["kgan_tensorflow"]["ratio"]
+        for backend in ("jax", "torch"):
+            checks[f"dcgan: kgan_{backend} / kgan_tensorflow >= 0.8"] = round(
+                rows[f"kgan_{backend}"]["steps_per_sec"]
+                / rows["kgan_tensorflow"]["steps_per_sec"], 2)
     if "memory" in report:
         checks["memory: RSS growth from epoch 5 to 50 < 0.05"] = report["memory"][
             "growth_epoch_5_to_50"]

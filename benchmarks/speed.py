@@ -282,9 +282,12 @@ def model_flops(args) -> dict:
                 kernel = math.prod(layer.kernel.shape)
                 # A dense kernel meets each image once, a conv kernel each output pixel, a
                 # transposed conv kernel each input pixel.
-                pixels = {layers.Dense: 1, layers.Conv2D: math.prod(layer.output.shape[1:3]),
-                          layers.Conv2DTranspose: math.prod(layer.input.shape[1:3])}
-                total += 2 * kernel * pixels[type(layer)]
+                # (kgan's convolutions are subclasses of Keras' own.)
+                pixels = (1 if isinstance(layer, layers.Dense)
+                          else math.prod(layer.input.shape[1:3])
+                          if isinstance(layer, layers.Conv2DTranspose)
+                          else math.prod(layer.output.shape[1:3]))
+                total += 2 * kernel * pixels
         return total
 
     return {"g": flops(models.generator(config)), "d": flops(models.discriminator(config))}

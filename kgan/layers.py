@@ -97,6 +97,33 @@ class Conv2D(layers.Conv2D):
         return None if any(t % 2 for t in totals) else tuple(t // 2 for t in totals)
 
 
+
+@register
+class BatchNormalization(layers.BatchNormalization):
+    """Keras' `BatchNormalization` (same weights, outputs, statistics and config), whose
+    training pass on PyTorch is torch's fused `batch_norm` instead of Keras' chain of `ops`
+    (moments, then normalize, each element-wise op a pass over the batch, and as many again
+    backward); the moving statistics move as Keras moves them. Other backends and settings
+    (masks, renorm, synchronized, an axis other than the last) run Keras' own."""
+
+    def call(self, inputs, training=None, mask=None):
+        if (keras.backend.backend() != "torch" or not (training and self.trainable)
+                or mask is not None or self.renorm or self.synchronized
+                or self.axis not in (-1, len(inputs.shape) - 1)):
+            return super().call(inputs, training=training, mask=mask)
+        import torch
+
+        x = ops.convert_to_tensor(inputs).float()  # float32, as Keras computes BatchNorm
+        with torch.no_grad():
+            variance, mean = torch.var_mean(x, dim=tuple(range(x.ndim - 1)), correction=0)
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving.value * self.momentum + batch * (1.0 - self.momentum))
+        gamma = ops.convert_to_tensor(self.gamma).float() if self.scale else None
+        beta = ops.convert_to_tensor(self.beta).float() if self.center else None
+        outputs = torch.nn.functional.batch_norm(  # channels first, as a view
+            x.movedim(-1, 1), None, None, gamma, beta, training=True, eps=self.epsilon)
+        return ops.cast(outputs.movedim(1, -1), self.compute_dtype)
+
 def _bias_and_activation(layer, outputs):
     """The rest of a Keras convolution's `call`: bias (if any), then the activation."""
     if layer.use_bias:
@@ -140,8 +167,8 @@ class ConditionalBatchNormalization(layers.Layer):
     def __init__(self, num_classes: int, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
-        self.norm = layers.BatchNormalization(center=False, scale=False,
-                                              dtype=self.dtype_policy)
+        self.norm = BatchNormalization(center=False, scale=False,
+                                       dtype=self.dtype_policy)
 
     def build(self, input_shape):
         channels = input_shape[0][-1]

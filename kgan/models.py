@@ -117,13 +117,13 @@ def _dcgan_generator(config: TrainConfig) -> keras.Model:
     filters = config.base_filters * 2 ** (steps - 1)
     inputs, x = _generator_inputs(config)
     x = layers.Dense(start * start * filters, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = klayers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, filters))(x)
     for i in range(steps - 1):
         x = klayers.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
                                    use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = klayers.BatchNormalization()(x)
         x = layers.ReLU()(x)
     images = klayers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
                                     name="images", dtype="float32")(x)
@@ -282,7 +282,7 @@ def _width(config: TrainConfig, side: int) -> int:
 
 def _norm(config: TrainConfig, x, label):
     if label is None:
-        return layers.BatchNormalization()(x)
+        return klayers.BatchNormalization()(x)
     return klayers.ConditionalBatchNormalization(config.num_classes)([x, label])
 
 
@@ -301,7 +301,7 @@ def _resnet_generator(config: TrainConfig) -> keras.Model:
         x = layers.Add()([h, klayers.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
         if side == config.attention:
             x = klayers.SelfAttention()(x)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(klayers.BatchNormalization()(x))
     images = klayers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
                            name="images", dtype="float32")(x)
     return keras.Model([z, label] if label is not None else z, images, name="generator")

@@ -154,9 +154,9 @@ def test_stylegan_truncation_zero_draws_the_average_style():
     np.testing.assert_array_equal(own, np.asarray(g(_inputs(g, 4, seed=9, psi=1.0))))
 
 
-# One SGD step of a strided conv followed by a transposed conv, with Keras' layers and with
+# One SGD step of a strided conv, BatchNorm and a transposed conv, with Keras' layers and with
 # kgan's (which take faster paths on JAX and PyTorch), from the same weights: the outputs, the
-# loss and every updated weight (the conv's through the transposed conv's input gradient) agree.
+# loss and every updated weight (BatchNorm's moving statistics too) agree.
 CONV_PAIR = r"""
 import json, sys
 import numpy as np
@@ -170,6 +170,7 @@ for i, (conv, transpose) in enumerate(json.loads(sys.argv[1])):
     pair = []
     for module in (keras.layers, layers):
         model = keras.Sequential([keras.Input((12, 12, 3)), module.Conv2D(5, **conv),
+                                  module.BatchNormalization(momentum=0.5),
                                   module.Conv2DTranspose(3, **transpose)])
         model.compile(keras.optimizers.SGD(0.1), "mse")
         pair.append(model)

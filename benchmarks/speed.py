@@ -263,9 +263,10 @@ def kgan_in_memory(args) -> dict:
 def model_flops(args) -> dict:
     """Multiply-add FLOPs of one forward pass per image, of G and of D (dense and conv layers).
 
-    A training step is counted as 4 G passes (forward for D's fake batch, forward and backward
-    for G's update) and 8 D passes (forward and backward on the real and fake batches, then
-    forward and input-gradient for G's update); a backward pass costs two forwards.
+    A kgan training step is counted as 3 G passes (one forward, kept for G's update, and its
+    backward; the baselines' steps as 4, as they run G again for G's update) and 8 D passes
+    (forward and backward on the real and fake batches, then forward and input-gradient for
+    G's update); a backward pass costs two forwards.
     """
     import math
 
@@ -299,8 +300,6 @@ def conv_kernels(args) -> dict:
     builds them (`kgan.layers`): the ceiling that any step built from these kernels meets."""
     backend = args.row.removeprefix("conv_kernels_")
     os.environ["KERAS_BACKEND"] = backend
-    import keras
-    import numpy as np
 
     from kgan import layers
 
@@ -313,14 +312,8 @@ def conv_kernels(args) -> dict:
     result = {}
     for name, (layer, shape, flops) in cases.items():
         layer.build(shape)
-        step, x = _forward_backward(backend, layer, np.random.default_rng(0).normal(
-            size=shape).astype("float32"))
-        keras.ops.convert_to_numpy(step(x)[0])
-        start = time.perf_counter()
-        for _ in range(20):
-            grads = step(x)
-        keras.ops.convert_to_numpy(grads[0])
-        result[name] = round(20 * 3 * flops * batch / (time.perf_counter() - start) / 1e9, 1)
+        result[name] = round(3 * flops * batch / _layer_seconds(backend, layer, shape, 20) / 1e9,
+                             1)
     return result
 
 
@@ -333,7 +326,6 @@ def layer_profile(args) -> dict:
     import dataclasses
 
     import keras
-    import numpy as np
     from keras import layers
 
     from kgan import models
@@ -349,18 +341,26 @@ def layer_profile(args) -> dict:
             for layer in model.layers:
                 if not layer.weights and not isinstance(layer, (layers.ReLU, layers.LeakyReLU)):
                     continue  # inputs, reshapes
-                shape = (batch, *layer.input.shape[1:])
-                step, x = _forward_backward(backend, layer, np.random.default_rng(0).normal(
-                    size=shape).astype("float32"))
-                keras.ops.convert_to_numpy(step(x)[0])
-                start = time.perf_counter()
-                for _ in range(10):
-                    grads = step(x)
-                keras.ops.convert_to_numpy(grads[0])
-                times[f"{model.name}/{layer.name}"] = round(
-                    (time.perf_counter() - start) / 10 * 1e3, 2)
+                seconds = _layer_seconds(backend, layer, (batch, *layer.input.shape[1:]), 10)
+                times[f"{model.name}/{layer.name}"] = round(seconds * 1e3, 2)
         times["total"] = round(sum(times.values()), 1)
     return result
+
+
+def _layer_seconds(backend, layer, shape, repeat) -> float:
+    """Seconds of one forward and backward pass of `layer` on random inputs of `shape` (the
+    mean of `repeat`, after one that compiles)."""
+    import keras
+    import numpy as np
+
+    step, x = _forward_backward(backend, layer, np.random.default_rng(0).normal(
+        size=shape).astype("float32"))
+    keras.ops.convert_to_numpy(step(x)[0])
+    start = time.perf_counter()
+    for _ in range(repeat):
+        grads = step(x)
+    keras.ops.convert_to_numpy(grads[0])
+    return (time.perf_counter() - start) / repeat
 
 
 def _forward_backward(backend, layer, x):
@@ -500,15 +500,17 @@ def main() -> None:
             continue
         steps = args.steps or STEPS[arch]
         flops = run_worker("model_flops", arch, 0, 0)
-        step_flops = batch * (4 * flops["g"] + 8 * flops["d"])
+        # kgan runs G forward once a step; the baselines run it again for G's update.
+        step_flops = {row: batch * ((4 if row in BASELINE.values() else 3) * flops["g"]
+                                    + 8 * flops["d"]) for row in ROWS[arch]}
         rows = {}
         for row in ROWS[arch]:
             result = run_worker(row, arch, steps, args.reps)
             seconds = statistics.median(result["epoch_seconds"][1:])
             rate = steps / seconds
             rows[row] = {"steps_per_sec": round(rate, 1), "images_per_sec": round(rate * batch),
-                         "gflops": round(rate * step_flops / 1e9, 2),
-                         "peak_fraction": round(rate * step_flops / 1e9 / peak, 3),
+                         "gflops": round(rate * step_flops[row] / 1e9, 2),
+                         "peak_fraction": round(rate * step_flops[row] / 1e9 / peak, 3),
                          "peak_rss_mb": result["peak_rss_mb"]}
             print(f"{arch} {row}: {rows[row]}", file=sys.stderr)
         base = rows[BASELINE[arch]]["steps_per_sec"]
@@ -517,7 +519,7 @@ def main() -> None:
         in_memory = rows["kgan_tensorflow_in_memory"]["steps_per_sec"]
         report[arch] = {
             "batch_size": batch, "steps_per_epoch": steps, "baseline": BASELINE[arch],
-            "step_gflop": round(step_flops / 1e9, 3), "rows": rows,
+            "step_gflop": round(step_flops["kgan_tensorflow"] / 1e9, 3), "rows": rows,
             "input_pipeline_cost": round(1 - rows["kgan_tensorflow"]["steps_per_sec"] / in_memory,
                                          3),
         }

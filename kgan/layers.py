@@ -61,7 +61,6 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         return None if any(c < 0 or c % 2 for c in crops) else tuple(c // 2 for c in crops)
 
 
-
 @register
 class Conv2D(layers.Conv2D):
     """Keras' `Conv2D` (same weights, outputs and config), run faster on PyTorch.
@@ -97,7 +96,6 @@ class Conv2D(layers.Conv2D):
         return None if any(t % 2 for t in totals) else tuple(t // 2 for t in totals)
 
 
-
 @register
 class BatchNormalization(layers.BatchNormalization):
     """Keras' `BatchNormalization` (same weights, outputs, statistics and config), whose
@@ -124,11 +122,13 @@ class BatchNormalization(layers.BatchNormalization):
             x.movedim(-1, 1), None, None, gamma, beta, training=True, eps=self.epsilon)
         return ops.cast(outputs.movedim(1, -1), self.compute_dtype)
 
+
 def _bias_and_activation(layer, outputs):
     """The rest of a Keras convolution's `call`: bias (if any), then the activation."""
     if layer.use_bias:
         outputs = outputs + ops.cast(layer.bias, outputs.dtype)
     return outputs if layer.activation is None else layer.activation(outputs)
+
 
 def _jax_conv_transpose(layer: layers.Conv2DTranspose):
     """`ops.conv_transpose` with the layer's settings, as a JAX function of (inputs, kernel)

@@ -122,11 +122,11 @@ def _dcgan_generator(config: TrainConfig) -> keras.Model:
     x = layers.Reshape((start, start, filters))(x)
     for i in range(steps - 1):
         x = klayers.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
-                                   use_bias=False)(x)
+                                    use_bias=False)(x)
         x = klayers.BatchNormalization()(x)
         x = layers.ReLU()(x)
     images = klayers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
-                                    name="images", dtype="float32")(x)
+                                     name="images", dtype="float32")(x)
     return keras.Model(inputs, images, name="generator")
 
 
@@ -139,7 +139,7 @@ def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
     x = images
     for i in range(steps):
         x = _weights(config, klayers.Conv2D(config.base_filters * 2**i, 4, strides=2,
-                                           padding="same"))(x)
+                                            padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     return _discriminator_head(config, images, layers.Flatten()(x))
 
@@ -198,7 +198,7 @@ def unet(config: TrainConfig, in_channels: int, out_channels: int) -> keras.Mode
             x = layers.Dropout(0.5, seed=config.seed + i)(x)
         x = layers.ReLU()(layers.Concatenate()([x, skips[-2 - i]]))
     out = klayers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", activation="tanh",
-                                 name="translated", dtype="float32")(x)
+                                  name="translated", dtype="float32")(x)
     return keras.Model(images, out, name="generator")
 
 
@@ -224,7 +224,7 @@ def resnet_generator(config: TrainConfig, in_channels: int, out_channels: int,
         x = klayers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.ReLU()(_instance_norm()(x))
     out = klayers.Conv2D(out_channels, 7, padding="same", activation="tanh", name="translated",
-                        dtype="float32")(x)
+                         dtype="float32")(x)
     return keras.Model(images, out, name=name)
 
 
@@ -303,7 +303,7 @@ def _resnet_generator(config: TrainConfig) -> keras.Model:
             x = klayers.SelfAttention()(x)
     x = layers.ReLU()(klayers.BatchNormalization()(x))
     images = klayers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
-                           name="images", dtype="float32")(x)
+                            name="images", dtype="float32")(x)
     return keras.Model([z, label] if label is not None else z, images, name="generator")
 
 
@@ -373,7 +373,7 @@ def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
     for side in reversed(sides[:-1]):  # conv3-conv3-pool, plus pool-conv1 on the skip
         filters = _width(config, side)
         h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1], 3,
-                                                                 padding="same"))(x))
+                                                                  padding="same"))(x))
         h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(filters, 3, padding="same"))(h))
         h = layers.AveragePooling2D(2)(h)
         skip = _weights(config, klayers.Conv2D(filters, 1, use_bias=False))(
@@ -381,7 +381,7 @@ def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
         x = layers.Rescaling(1 / math.sqrt(2))(layers.Add()([h, skip]))
     x = klayers.MinibatchStdDev()(x)
     x = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1] - 1, 3,
-                                                             padding="same"))(x))
+                                                              padding="same"))(x))
     x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(_width(config, sides[0])))(
         layers.Flatten()(x)))
     return _discriminator_head(config, images, x)

@@ -70,12 +70,8 @@ def mixed_precision(config: TrainConfig) -> bool:
     (`BFLOAT16_DEFAULT` on TensorFlow on a CPU with bfloat16 units; not on GPUs, unmeasured)."""
     if config.mixed_precision is not None:
         return config.mixed_precision
-    if config.backend != "tensorflow" or config.arch not in BFLOAT16_DEFAULT \
-            or not cpu_has_bfloat16():
-        return False
-    import tensorflow as tf
-
-    return not tf.config.list_physical_devices("GPU")
+    return (config.backend == "tensorflow" and config.arch in BFLOAT16_DEFAULT
+            and cpu_has_bfloat16() and not _tensorflow_gpu(config))
 
 
 def cpu_has_bfloat16() -> bool:
@@ -88,17 +84,21 @@ def cpu_has_bfloat16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _tensorflow_gpu(config: TrainConfig) -> bool:
+    """Whether the run is on TensorFlow and TensorFlow sees a GPU."""
+    if config.backend != "tensorflow":
+        return False
+    import tensorflow as tf  # only on the TensorFlow backend: the others may lack its GPU
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def precision_policy(config: TrainConfig) -> str:
     """`float32`, or with `mixed_precision`: `mixed_float16` where TensorFlow has a GPU (with
     loss scaling), else `mixed_bfloat16` (TPUs and CPUs; JAX and PyTorch everywhere)."""
     if not mixed_precision(config):
         return "float32"
-    if config.backend == "tensorflow":
-        import tensorflow as tf  # only on the TensorFlow backend: the others may lack its GPU
-
-        if tf.config.list_physical_devices("GPU"):
-            return "mixed_float16"
-    return "mixed_bfloat16"
+    return "mixed_float16" if _tensorflow_gpu(config) else "mixed_bfloat16"
 
 
 def build_gan(config: TrainConfig, distributed: bool = False,

@@ -40,17 +40,13 @@ class Conv2DTranspose(layers.Conv2DTranspose):
         backend = keras.backend.backend()
         if backend == "jax":
             outputs = _jax_conv_transpose(self)(inputs, ops.convert_to_tensor(self.kernel))
-        elif backend == "torch" and self._torch_padding() is not None:
-            import torch
-
-            # Keras' kernel is (kh, kw, out, in), torch's (in, out, kh, kw); NHWC as NCHW views.
-            outputs = torch.nn.functional.conv_transpose2d(
-                ops.convert_to_tensor(inputs).permute(0, 3, 1, 2),
-                ops.convert_to_tensor(self.kernel).permute(3, 2, 0, 1),
-                stride=self.strides, padding=self._torch_padding()).permute(0, 2, 3, 1)
-        else:
+            return _bias_and_activation(self, outputs)
+        padding = self._torch_padding() if backend == "torch" else None
+        if padding is None:
             return super().call(inputs)
-        return _bias_and_activation(self, outputs)
+        import torch
+
+        return _torch_nhwc(torch.nn.functional.conv_transpose2d, self, inputs, padding)
 
     def _torch_padding(self) -> tuple[int, int] | None:
         """torch's symmetric `padding` that gives Keras' `same` output, if one does."""
@@ -78,11 +74,7 @@ class Conv2D(layers.Conv2D):
             return super().call(inputs)
         import torch
 
-        outputs = torch.nn.functional.conv2d(
-            ops.convert_to_tensor(inputs).permute(0, 3, 1, 2),
-            ops.convert_to_tensor(self.kernel).permute(3, 2, 0, 1),  # (out, in, kh, kw)
-            stride=self.strides, padding=padding).permute(0, 2, 3, 1)
-        return _bias_and_activation(self, outputs)
+        return _torch_nhwc(torch.nn.functional.conv2d, self, inputs, padding)
 
     def _torch_padding(self, shape) -> tuple[int, int] | None:
         """torch's symmetric `padding` for Keras' `padding` on inputs of `shape`, if one is."""
@@ -121,6 +113,17 @@ class BatchNormalization(layers.BatchNormalization):
         outputs = torch.nn.functional.batch_norm(  # channels first, as a view
             x.movedim(-1, 1), None, None, gamma, beta, training=True, eps=self.epsilon)
         return ops.cast(outputs.movedim(1, -1), self.compute_dtype)
+
+
+def _torch_nhwc(function, layer, inputs, padding):
+    """torch's `function` (`conv2d` or `conv_transpose2d`) of `layer` on NHWC `inputs`, passed
+    as NCHW views (channels-last memory), with torch's symmetric `padding`; then bias and
+    activation. Keras' kernels, (kh, kw, in, out) and (kh, kw, out, in), are torch's
+    (out, in, kh, kw) and (in, out, kh, kw) as the same view."""
+    outputs = function(ops.convert_to_tensor(inputs).permute(0, 3, 1, 2),
+                       ops.convert_to_tensor(layer.kernel).permute(3, 2, 0, 1),
+                       stride=layer.strides, padding=padding)
+    return _bias_and_activation(layer, outputs.permute(0, 2, 3, 1))
 
 
 def _bias_and_activation(layer, outputs):

@@ -323,8 +323,6 @@ def layer_profile(args) -> dict:
     (`profile_<backend>`), float32 and, on TensorFlow, bfloat16 as well."""
     backend = args.row.removeprefix("profile_")
     os.environ["KERAS_BACKEND"] = backend
-    import dataclasses
-
     import keras
     from keras import layers
 
@@ -334,7 +332,7 @@ def layer_profile(args) -> dict:
     for policy in ("float32", "mixed_bfloat16")[: 2 if backend == "tensorflow" else 1]:
         keras.backend.clear_session()  # the same layer names in both
         keras.config.set_dtype_policy(policy)
-        config = dataclasses.replace(_config("dcgan", args, backend), mixed_precision=False)
+        config = _config("dcgan", args, backend)  # the models take the policy just set
         times = result[policy] = {}
         for model, batch in ((models.generator(config), ARCHS["dcgan"]),
                              (models.discriminator(config), 2 * ARCHS["dcgan"])):
@@ -524,16 +522,12 @@ def main() -> None:
                                          3),
         }
     if "dcgan" in report:
-        report["dcgan"]["layer_ms"] = {}
-        for backend in BACKENDS:
-            profile = run_worker(f"profile_{backend}", "dcgan", 0, 0)
-            profile.pop("peak_rss_mb")
-            report["dcgan"]["layer_ms"][backend] = profile
-        report["dcgan"]["conv_kernel_gflops"] = {}
-        for backend in BACKENDS:
-            kernels = run_worker(f"conv_kernels_{backend}", "dcgan", 0, 0)
-            kernels.pop("peak_rss_mb")
-            report["dcgan"]["conv_kernel_gflops"][backend] = kernels
+        for key, worker in (("layer_ms", "profile"), ("conv_kernel_gflops", "conv_kernels")):
+            report["dcgan"][key] = {}
+            for backend in BACKENDS:
+                result = run_worker(f"{worker}_{backend}", "dcgan", 0, 0)
+                result.pop("peak_rss_mb")
+                report["dcgan"][key][backend] = result
     report["targets"] = targets(report)
     print(json.dumps(report, indent=2))
 

@@ -190,3 +190,54 @@ def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path, on_bac
     np.testing.assert_allclose(raw, on_jax, atol=1e-5)
     images = loaded.signatures["serving_default"](z=tf.constant(z))["images"].numpy()
     assert np.abs(images.astype(int) - np.round((on_jax + 1) * 127.5)).max() <= 1
+
+
+# Five Adam updates of the same weights and gradients, by Keras' torch Adam as it is and
+# through the torch trainer's `_update` (PyTorch's fused kernel on CPU): a constant and a
+# scheduled learning rate, clipping, and the MLP generator's widths.
+FUSED_ADAM = r"""
+import json
+import numpy as np
+import keras
+import torch
+from kgan.trainers import torch as trainer
+
+shapes = [(100, 256), (256,), (1024, 784), (784,)]
+rng = np.random.default_rng(0)
+start = [rng.normal(size=s).astype("float32") for s in shapes]
+grads = [[rng.normal(size=s).astype("float32") for s in shapes] for _ in range(5)]
+out = {}
+for case, options in {"constant": {}, "scheduled and clipped": {"clipnorm": 1.0}}.items():
+    states = {}
+    for path in ("keras", "fused"):
+        lr = 2e-4 if not options else keras.optimizers.schedules.ExponentialDecay(1e-3, 2, 0.5)
+        optimizer = keras.optimizers.Adam(lr, 0.5, **options)
+        variables = [keras.Variable(w) for w in start]
+        optimizer.build(variables)
+        for step in grads:
+            if path == "keras":
+                with torch.no_grad():
+                    optimizer.apply([torch.from_numpy(g) for g in step], variables)
+            else:
+                for v, g in zip(variables, step):
+                    v.value.grad = torch.from_numpy(g)
+                trainer._update(optimizer, variables)
+        # The weights' changes (small beside the weights), then the moments.
+        states[path] = [(keras.ops.convert_to_numpy(v) - w).tolist()
+                        for v, w in zip(variables, start)] + [
+            keras.ops.convert_to_numpy(v).tolist()
+            for v in optimizer._momentums + optimizer._velocities]
+        states[f"{path}_steps"] = int(optimizer.iterations)
+    out[case] = {**states, "fused_used": "_backend_update_step" in vars(optimizer)}
+print(json.dumps(out))
+"""
+
+
+def test_fused_torch_adam_updates_as_keras_adam_does(on_backend):
+    out = json.loads(on_backend("torch", FUSED_ADAM))
+    for case, states in out.items():
+        assert states["fused_used"], case
+        assert len(states["fused"]) == len(states["keras"]) == 3 * 4  # changes, m, v
+        for ours, theirs in zip(states["fused"], states["keras"]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=case)
+        assert states["fused_steps"] == states["keras_steps"] == 5  # Keras still counts them

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 
 import keras
 import torch
 from keras import ops
+from keras.src.backend.torch.optimizers import torch_adam  # the class Keras' torch Adam is
 
 from kgan.trainers.numpy_data import make_dataset
 
@@ -46,16 +48,15 @@ class GANTrainer:
                                  self.squared_grad_norms)
             self.zero_grad()
             d_loss.backward()
-            with torch.no_grad():
-                self.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
+            _update(self.d_optimizer, d_vars)
 
         self.zero_grad()
         params = self.augment_params(batch_size)
         self._normalize_d()
         g_loss = self.loss_fn.g_loss(self._discriminate(self.d_inputs(fake, fake_labels, params)))
         g_loss.backward()
+        _update(self.g_optimizer, g_vars)
         with torch.no_grad():
-            self.g_optimizer.apply([v.value.grad for v in g_vars], g_vars)
             self.update_ema()
 
         return self.update_metrics(d_loss.detach(), g_loss.detach(), real_logits.detach(),
@@ -86,6 +87,36 @@ class GANTrainer:
         return torch.sum(grads.float() ** 2, dim=tuple(range(1, grads.ndim)))
 
 
+def _update(optimizer, variables):
+    """Applies the gradients that backward() left on `variables` with `optimizer`.
+
+    Keras' torch Adam takes 8 `torch._foreach_*` passes over the weights per update (11.9 ms
+    for the MLP generator's 1.5M weights on the 2-core CI machine); on CPU tensors its update
+    runs here as PyTorch's one fused Adam kernel instead (0.5 ms), on Keras' own slots and with
+    its epsilon (`_fused_adam_update`). Keras' `apply` still does all around the update:
+    clipping, weight decay, the learning-rate schedule, EMA and the step count.
+    """
+    if type(optimizer) is torch_adam.Adam and "_backend_update_step" not in vars(optimizer):
+        optimizer._backend_update_step = functools.partial(_fused_adam_update, optimizer)
+    with torch.no_grad():
+        optimizer.apply([v.value.grad for v in variables], variables)
+
+
+def _fused_adam_update(optimizer, grads, variables, learning_rate):
+    params = [v.value for v in variables]
+    if optimizer.amsgrad or any(p.device.type != "cpu" for p in params):
+        return torch_adam.Adam._backend_update_step(optimizer, grads, variables, learning_rate)
+    slot = optimizer._get_variable_index
+    step = float(optimizer.iterations.value) + 1
+    # Keras adds epsilon to sqrt(v); PyTorch to sqrt(v / (1 - beta_2^t)): scaled to agree.
+    eps = optimizer.epsilon / math.sqrt(1 - optimizer.beta_2**step)
+    torch._fused_adam_(
+        params, list(grads), [optimizer._momentums[slot(v)].value for v in variables],
+        [optimizer._velocities[slot(v)].value for v in variables], [],
+        [torch.tensor(step)] * len(params), lr=float(learning_rate), beta1=optimizer.beta_1,
+        beta2=optimizer.beta_2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+
+
 class TranslationTrainer:
     """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`,
     which updates through `minimize`."""
@@ -100,6 +131,5 @@ class TranslationTrainer:
         self.zero_grad()  # also the gradients an earlier update left on other models
         loss, aux = loss_fn()
         loss.backward()
-        with torch.no_grad():
-            optimizer.apply([v.value.grad for v in variables], variables)
+        _update(optimizer, variables)
         return loss.detach(), keras.tree.map_structure(lambda t: t.detach(), aux)

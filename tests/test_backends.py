@@ -241,3 +241,45 @@ def test_fused_torch_adam_updates_as_keras_adam_does(on_backend):
         for ours, theirs in zip(states["fused"], states["keras"]):
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=case)
         assert states["fused_steps"] == states["keras_steps"] == 5  # Keras still counts them
+
+
+# The torch trainer's `_call` (each layer's own call()) against Keras' `model(...)`: the
+# conditional models of every noise arch, G training (batch statistics; not the style-based G,
+# whose per-pixel noise is then drawn afresh; D not, whose spectral norm then steps), and a
+# bfloat16 model, which takes Keras' path.
+DIRECT_CALL = r"""
+import json
+import numpy as np
+import keras
+from kgan import models
+from kgan.checkpoint import build_gan
+from kgan.config import TrainConfig
+from kgan.trainers import torch as trainer
+
+out = {}
+rng = np.random.default_rng(0)
+for arch in ("mlp", "dcgan", "resnet", "stylegan"):
+    config = TrainConfig(arch=arch, image_shape=(16, 16, 1), latent_dim=8, base_filters=4,
+                         conditional=True, num_classes=3, backend="torch")
+    gan, training = build_gan(config), arch != "stylegan"
+    images = keras.ops.convert_to_tensor(rng.uniform(-1, 1, (4, 16, 16, 1)).astype("float32"))
+    z = keras.ops.convert_to_tensor(rng.normal(size=(4, 8)).astype("float32"))
+    labels = keras.ops.convert_to_tensor(np.array([0, 1, 2, 0], "int32"))
+    for name, model, inputs in (("g", gan.generator, gan.g_inputs(z, labels, 0.7)),
+                                ("d", gan.discriminator, gan.d_inputs(images, labels))):
+        training = training and name == "g"
+        out[f"{arch}/{name}"] = [
+            keras.ops.convert_to_numpy(call(model, inputs, training=training)).tolist()
+            for call in (lambda m, x, training: m(x, training=training), trainer._call)]
+keras.config.set_dtype_policy("mixed_bfloat16")
+out["bfloat16 takes __call__"] = not trainer._float32(models.generator(config))
+print(json.dumps(out))
+"""
+
+
+def test_torch_direct_layer_calls_compute_what_keras_calls_do(on_backend):
+    out = json.loads(on_backend("torch", DIRECT_CALL))
+    assert out.pop("bfloat16 takes __call__") is True
+    assert len(out) == 8
+    for name, (keras_out, direct_out) in out.items():
+        np.testing.assert_allclose(direct_out, keras_out, rtol=1e-6, atol=1e-6, err_msg=name)

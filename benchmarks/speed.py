@@ -1,6 +1,6 @@
 """Training speed of kgan against the usual ways to train the same GAN, side by side.
 
-    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N] [--reps 3]
+    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N] [--reps 3] [--rounds 2]
 
 Every row runs in its own process, one after another, on the same machine, with the same
 data (Fashion-MNIST from the Debian package), the same architecture and the same batch size:
@@ -16,6 +16,8 @@ data (Fashion-MNIST from the Debian package), the same architecture and the same
 
 Each row trains `reps + 1` epochs of `--steps` steps and reports the median of the last `reps`
 (the first pays for compilation), from the start of an epoch to the end of its last callback.
+The rows take `--rounds` turns (A B C, A B C) and each reports its fastest round: on a shared
+machine whose speed drifts by 20% within minutes, the slow spells hit every row alike.
 Prints one JSON object: steps/s, images/s, the ratio to the row's baseline, peak RSS, and the
 model FLOP/s achieved against the matmul peak measured in the same run.
 
@@ -466,6 +468,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, help="steps per timed epoch (default: per arch)")
     parser.add_argument("--reps", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns of every row; each row reports its fastest round")
     parser.add_argument("--only", choices=(*ARCHS, "startup", "memory"),
                         help="one section only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -478,7 +482,7 @@ def main() -> None:
         return
 
     report = {"benchmark": "GAN training steps/s, Fashion-MNIST 28x28",
-              "cpu_count": os.cpu_count(), "timed_epochs": args.reps}
+              "cpu_count": os.cpu_count(), "timed_epochs": args.reps, "rounds": args.rounds}
     if args.only in (None, "startup"):
         report["startup"] = startup()
     if args.only in (None, "memory"):
@@ -501,16 +505,20 @@ def main() -> None:
         # kgan runs G forward once a step; the baselines run it again for G's update.
         step_flops = {row: batch * ((4 if row in BASELINE.values() else 3) * flops["g"]
                                     + 8 * flops["d"]) for row in ROWS[arch]}
+        rates, rss = {row: [] for row in ROWS[arch]}, {}
+        for _ in range(args.rounds):  # the rows take turns, so a slow spell hits them all
+            for row in ROWS[arch]:
+                result = run_worker(row, arch, steps, args.reps)
+                rates[row].append(steps / statistics.median(result["epoch_seconds"][1:]))
+                rss[row] = max(rss.get(row, 0), result["peak_rss_mb"])
+                print(f"{arch} {row}: {rates[row][-1]:.2f} steps/s", file=sys.stderr)
         rows = {}
-        for row in ROWS[arch]:
-            result = run_worker(row, arch, steps, args.reps)
-            seconds = statistics.median(result["epoch_seconds"][1:])
-            rate = steps / seconds
+        for row, rate in ((row, max(r)) for row, r in rates.items()):
             rows[row] = {"steps_per_sec": round(rate, 1), "images_per_sec": round(rate * batch),
                          "gflops": round(rate * step_flops[row] / 1e9, 2),
                          "peak_fraction": round(rate * step_flops[row] / 1e9 / peak, 3),
-                         "peak_rss_mb": result["peak_rss_mb"]}
-            print(f"{arch} {row}: {rows[row]}", file=sys.stderr)
+                         "peak_rss_mb": rss[row],
+                         "rounds_steps_per_sec": [round(r, 1) for r in rates[row]]}
         base = rows[BASELINE[arch]]["steps_per_sec"]
         for values in rows.values():
             values["ratio"] = round(values["steps_per_sec"] / base, 2)

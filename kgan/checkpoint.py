@@ -60,7 +60,7 @@ def steps_per_execution(config: TrainConfig, replicas: int = 1) -> int:
 
 
 # Architectures whose TensorFlow step runs in bfloat16 by default on a CPU with bfloat16 units:
-# the DCGAN's layers ran 1.26x float32's on the 2-core CI machine (AVX512-BF16), at an equal
+# the DCGAN's step ran 1.34x float32's on the 2-core CI machine (AVX512-BF16), at an equal
 # FID after 1,404 steps (README: Several devices, Performance). The others are not measured yet.
 BFLOAT16_DEFAULT = ("dcgan",)
 

@@ -1,6 +1,7 @@
 """Training speed of kgan against the usual ways to train the same GAN, side by side.
 
-    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N] [--reps 3] [--rounds 2]
+    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N]
+                                         [--reps 3] [--rounds 2]
 
 Every row runs in its own process, one after another, on the same machine, with the same
 data (Fashion-MNIST from the Debian package), the same architecture and the same batch size:

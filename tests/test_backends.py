@@ -196,7 +196,7 @@ def test_export_of_a_jax_run_matches_its_own_generator(toy_npz, tmp_path, on_bac
 # through the torch trainer's `_update` (PyTorch's fused kernel on CPU): a constant and a
 # scheduled learning rate, clipping, and the MLP generator's widths.
 FUSED_ADAM = r"""
-import json
+import sys
 import numpy as np
 import keras
 import torch
@@ -208,7 +208,6 @@ start = [rng.normal(size=s).astype("float32") for s in shapes]
 grads = [[rng.normal(size=s).astype("float32") for s in shapes] for _ in range(5)]
 out = {}
 for case, options in {"constant": {}, "scheduled and clipped": {"clipnorm": 1.0}}.items():
-    states = {}
     for path in ("keras", "fused"):
         lr = 2e-4 if not options else keras.optimizers.schedules.ExponentialDecay(1e-3, 2, 0.5)
         optimizer = keras.optimizers.Adam(lr, 0.5, **options)
@@ -223,24 +222,29 @@ for case, options in {"constant": {}, "scheduled and clipped": {"clipnorm": 1.0}
                     v.value.grad = torch.from_numpy(g)
                 trainer._update(optimizer, variables)
         # The weights' changes (small beside the weights), then the moments.
-        states[path] = [(keras.ops.convert_to_numpy(v) - w).tolist()
-                        for v, w in zip(variables, start)] + [
-            keras.ops.convert_to_numpy(v).tolist()
-            for v in optimizer._momentums + optimizer._velocities]
-        states[f"{path}_steps"] = int(optimizer.iterations)
-    out[case] = {**states, "fused_used": "_backend_update_step" in vars(optimizer)}
-print(json.dumps(out))
+        states = [keras.ops.convert_to_numpy(v) - w for v, w in zip(variables, start)] + [
+            keras.ops.convert_to_numpy(v) for v in optimizer._momentums + optimizer._velocities]
+        for i, state in enumerate(states):
+            out[f"{case}/{path}/{i}"] = state
+        out[f"{case}/{path}/steps"] = int(optimizer.iterations)
+    out[f"{case}/fused_used"] = "_backend_update_step" in vars(optimizer)
+np.savez(sys.argv[1], **out)  # not JSON: 3 million numbers a case
 """
 
 
-def test_fused_torch_adam_updates_as_keras_adam_does(on_backend):
-    out = json.loads(on_backend("torch", FUSED_ADAM))
-    for case, states in out.items():
-        assert states["fused_used"], case
-        assert len(states["fused"]) == len(states["keras"]) == 3 * 4  # changes, m, v
-        for ours, theirs in zip(states["fused"], states["keras"]):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=case)
-        assert states["fused_steps"] == states["keras_steps"] == 5  # Keras still counts them
+def test_fused_torch_adam_updates_as_keras_adam_does(on_backend, tmp_path):
+    on_backend("torch", FUSED_ADAM, tmp_path / "states.npz")
+    out = np.load(tmp_path / "states.npz")
+    for case in ("constant", "scheduled and clipped"):
+        assert out[f"{case}/fused_used"], case
+        count = sum(1 for key in out.files if key.startswith(f"{case}/fused/")) - 1
+        assert count == sum(1 for key in out.files if key.startswith(f"{case}/keras/")) - 1 \
+            == 3 * 4  # changes, m, v
+        for i in range(count):
+            np.testing.assert_allclose(out[f"{case}/fused/{i}"], out[f"{case}/keras/{i}"],
+                                       rtol=1e-5, atol=1e-6, err_msg=case)
+        # Keras still counts the steps.
+        assert out[f"{case}/fused/steps"] == out[f"{case}/keras/steps"] == 5
 
 
 # The torch trainer's `_call` (each layer's own call()) against Keras' `model(...)`: the

@@ -514,12 +514,13 @@ def main() -> None:
                 rss[row] = max(rss.get(row, 0), result["peak_rss_mb"])
                 print(f"{arch} {row}: {rates[row][-1]:.2f} steps/s", file=sys.stderr)
         rows = {}
-        for row, rate in ((row, max(r)) for row, r in rates.items()):
+        for row, rounds in rates.items():
+            rate = max(rounds)
             rows[row] = {"steps_per_sec": round(rate, 1), "images_per_sec": round(rate * batch),
                          "gflops": round(rate * step_flops[row] / 1e9, 2),
                          "peak_fraction": round(rate * step_flops[row] / 1e9 / peak, 3),
                          "peak_rss_mb": rss[row],
-                         "rounds_steps_per_sec": [round(r, 1) for r in rates[row]]}
+                         "rounds_steps_per_sec": [round(r, 1) for r in rounds]}
         base = rows[BASELINE[arch]]["steps_per_sec"]
         for values in rows.values():
             values["ratio"] = round(values["steps_per_sec"] / base, 2)

@@ -1,5 +1,7 @@
 """The `kgan` command. Each sub-command lives in its own module and loads Keras only when run."""
 
+import faulthandler
+
 import typer
 
 from cli import evaluate, export, runs, sample, show, train, translate
@@ -27,4 +29,7 @@ def _root() -> None:
 
 
 def main() -> None:
+    # A crash inside native code (TensorFlow, oneDNN, PyTorch) then prints where each Python
+    # thread was, instead of only "Aborted".
+    faulthandler.enable()
     app()

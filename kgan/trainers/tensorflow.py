@@ -170,13 +170,14 @@ def make_dataset(
         # iterator hands a 1-tuple to the step as a PerReplica it cannot convert.
         return batch[0] if len(batch) == 1 else batch
 
-    # One pipeline thread, no autotuning: a gather from memory needs no more, and on a 2-core
+    # A sequential map and no autotuning: a gather from memory needs no more, and on a 2-core
     # CPU the autotuner's and parallel map's threads preempted the step's compute threads,
     # which then waited on each other (the DCGAN ran 5.7 against 7.3-9.3 steps/s in the same
-    # rounds, benchmarks/speed.py).
+    # rounds, benchmarks/speed.py). No private thread pool: with one the DCGAN ran 9.2,
+    # without 8.9 steps/s (medians of 4 alternating rounds, within their spread), and its
+    # threads end with every iterator, where TensorFlow's shared pool lives with the process.
     options = tf.data.Options()
     options.autotune.enabled = False
-    options.threading.private_threadpool_size = 1
     return (
         tf.data.Dataset.range(first_epoch, last_epoch)
         .flat_map(epoch_batches)

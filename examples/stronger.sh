@@ -3,9 +3,9 @@
 #
 #   bash examples/stronger.sh [OUT]    # writes OUT/runs/, OUT/<run>.json (kgan eval --json)
 #
-# 1. resnet (with dcgan's bce loss, no spectral norm) vs dcgan on 32x32 Fashion-MNIST at equal
-#    steps (4,500 of batch 32), FID every 750 steps (2,000 images) and at the end with
-#    `kgan eval --n 5000` against the test set.
+# 1. resnet (with dcgan's bce loss, no spectral norm; and with --ema 0.999) vs dcgan on 32x32
+#    Fashion-MNIST at equal steps (4,500 of batch 32), FID every 750 steps (2,000 images) and
+#    at the end with `kgan eval --n 5000` against the test set.
 # 2. Plain training vs --augment ada on a small folder: 2,000 Fashion-MNIST PNGs (a seeded
 #    draw of the training set, one sub-folder per class), 250 epochs, FID every 25 epochs.
 set -euo pipefail
@@ -42,6 +42,7 @@ fashion32() {
 }
 fashion32 dcgan --arch dcgan
 fashion32 resnet-bce --arch resnet --base-filters 32 --loss bce --no-spectral-norm
+fashion32 resnet-bce-ema --arch resnet --base-filters 32 --loss bce --no-spectral-norm --ema 0.999
 
 # 2. The small folder, plain and with adaptive augmentation (a target near this DCGAN's r_t
 #    while its FID still improves, and the default one).

@@ -5,7 +5,7 @@
 #
 # 1. resnet vs dcgan on 32x32 Fashion-MNIST at equal steps (13,500 of batch 32), both with the
 #    same recipe (bce loss, no spectral norm, R1 1, --ema 0.999), FID every 750 steps (2,000
-#    images) and at the end with `kgan eval --n 5000` against the test set.
+#    images) and at 9,000 and 13,500 steps with `kgan eval --n 5000` against the test set.
 # 2. Plain training vs --augment ada on a small folder: 2,000 Fashion-MNIST PNGs (a seeded
 #    draw of the training set, one sub-folder per class), 250 epochs, FID every 25 epochs.
 set -euo pipefail
@@ -36,8 +36,10 @@ PY
 fashion32() {
   local name=$1; shift
   run=$("$kgan" train "$@" --dataset fashion_mnist --image-size 32 --batch-size 32 \
-        --epochs 18 --steps-per-epoch 750 --eval-every 1 --eval-n 2000 --runs-dir "$out/runs" \
+        --epochs 12 --steps-per-epoch 750 --eval-every 1 --eval-n 2000 --runs-dir "$out/runs" \
         --name "$name" --quiet)
+  "$kgan" eval "$run" --n 5000 --json > "$out/$name-9000.json"
+  "$kgan" train --resume "$run" --epochs 18 --quiet > /dev/null  # resume is exact
   "$kgan" eval "$run" --n 5000 --json > "$out/$name.json"
 }
 fashion32 dcgan-r1-ema --arch dcgan --r1 1 --ema 0.999

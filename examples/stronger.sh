@@ -22,15 +22,14 @@ from pathlib import Path
 
 import numpy as np
 from kgan import data
+from kgan.images import to_uint8
 
 small = Path(sys.argv[1]) / "fm1000.npz"
 if not small.exists():
     train, test = data.load("fashion_mnist"), data.load("fashion_mnist", split="test")
     pick = np.random.default_rng(0).choice(len(train.x), 1000, replace=False)
-    def uint8(x):
-        return np.round((x[..., 0] + 1) * 127.5).astype(np.uint8)
-    np.savez(small, x_train=uint8(train.x[pick]), y_train=train.y[pick],
-             x_test=uint8(test.x), y_test=test.y)
+    np.savez(small, x_train=to_uint8(train.x[pick, ..., 0]), y_train=train.y[pick],
+             x_test=to_uint8(test.x[..., 0]), y_test=test.y)
 PY
 
 # 1. Equal steps, equal batch: the residual GAN against the DCGAN.
@@ -48,8 +47,8 @@ fashion32 resnet-r1-ema --arch resnet --base-filters 16 --loss bce --no-spectral
   --ema 0.999
 
 # 2. The small dataset, plain and with adaptive augmentation (default target 0.6), two seeds.
-fm_classifier=$("$python" -c "from kgan import evaluate, runs
-print(runs.cache_dir() / 'classifiers' / (evaluate.classifier_key('fashion_mnist', (32, 32, 1)) + '.keras'))")
+fm_classifier=$("$python" -c "from kgan import evaluate
+print(evaluate.classifier('fashion_mnist', 32).info['path'])")
 small() {
   local name=$1; shift
   run=$("$kgan" train --arch dcgan --dataset "$out/fm1000.npz" --image-size 32 --epochs 600 \

@@ -1,7 +1,7 @@
 """Training speed of kgan against the usual ways to train the same GAN, side by side.
 
-    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory] [--steps N]
-                                         [--reps 3] [--rounds 2]
+    .venv/bin/python benchmarks/speed.py [--only mlp|dcgan|startup|memory|data] [--steps N]
+                                         [--reps 3] [--rounds 2] [--data-sizes 2000,100000]
 
 Every row runs in its own process, one after another, on the same machine, with the same
 data (Fashion-MNIST from the Debian package), the same architecture and the same batch size:
@@ -29,6 +29,16 @@ layer's forward and backward passes alone (TensorFlow: float32 and bfloat16), an
 `memory` trains the default MLP run (`kgan.training.train` with its checkpoints, grids,
 TensorBoard and curves every epoch) for 50 epochs of 100 steps and reports its resident memory
 after each epoch: a leak shows as growth from epoch 5 to epoch 50.
+
+`data` measures reading data by index (`kgan.data`), on each backend:
+- `speed`: steps/s of the MLP at 28 px (Fashion-MNIST packed by `kgan data pack`, memory-mapped,
+  against the built-in held in memory) and of the DCGAN at 64 px (a folder of PNGs, packed and
+  memory-mapped, against the same pixels in memory);
+- `memory`: the DCGAN at 64 px on folders of `--data-sizes` images (made once under
+  `--data-dir`): the peak of the process's anonymous memory (`RssAnon`, sampled after every
+  step; a memory-mapped file's pages are page cache, not counted there) and of its resident
+  memory, the seconds to the first step with the pack already built, and the seconds to pack
+  (the first backend's run builds it, in a fresh `KGAN_CACHE`).
 """
 
 from __future__ import annotations
@@ -405,6 +415,126 @@ def _forward_backward(backend, layer, x):
     return step, torch.from_numpy(x)
 
 
+DATA_STEPS = {"mlp": 200, "dcgan": 10}  # steps per timed epoch of the data rows
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+    return round(kib / 1024, 1)
+
+
+def data_train(args) -> dict:
+    """One data row: `kgan.training.train` on `args.dataset` with the arch's defaults."""
+    backend = args.row.removeprefix("data_")
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    from kgan import training
+    from kgan.config import TrainConfig
+
+    start = time.perf_counter()
+    marks = {}
+
+    class Probe(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.anon = 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            marks.setdefault("first_step", time.perf_counter() - start)
+            self.anon = max(self.anon, _status_mb("RssAnon"))
+
+    def packing(done, total):
+        marks.setdefault("pack_start", time.perf_counter())
+        marks["pack_end"] = time.perf_counter()
+
+    probe, timer = Probe(), epoch_timer()
+    config = TrainConfig(dataset=args.dataset, arch=args.arch, backend=backend,
+                         image_size=64 if args.arch == "dcgan" else None, epochs=args.reps + 1,
+                         steps_per_epoch=args.steps, sample_every=1000, checkpoint_every=1000,
+                         tensorboard=False, curves=False)
+    with tempfile.TemporaryDirectory() as runs_dir:
+        training.train(config, runs_dir=runs_dir, callbacks=[probe, timer], progress=packing)
+    return {"epoch_seconds": timer.seconds, "first_step_seconds": round(marks["first_step"], 1),
+            "pack_seconds": round(marks["pack_end"] - marks["pack_start"], 1)
+            if "pack_start" in marks else 0.0,
+            "peak_rss_anon_mb": max(probe.anon, _status_mb("RssAnon")),
+            "peak_rss_mb": _status_mb("VmHWM")}
+
+
+def _make_folder(folder: str, n: int) -> None:
+    """`n` 64x64 RGB PNGs (smooth colors plus noise, about 8 KB each), made once."""
+    import concurrent.futures
+
+    import numpy as np
+    from PIL import Image
+
+    if os.path.isfile(os.path.join(folder, "done")):
+        return
+    os.makedirs(folder, exist_ok=True)
+    ramp = np.linspace(0, 1, 64, dtype=np.float32)
+
+    def write(i):
+        rng = np.random.default_rng(i)
+        color = rng.random((3,), np.float32) * 200
+        pixels = (color * ramp[:, None, None] + rng.integers(0, 55, (64, 64, 3)))
+        Image.fromarray(pixels.astype(np.uint8)).save(os.path.join(folder, f"{i:06d}.png"))
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(write, range(n)))
+    open(os.path.join(folder, "done"), "w").close()
+
+
+def data_report(args) -> dict:
+    """The `data` section: streamed against in-memory steps/s, and memory against data size."""
+    import numpy as np
+
+    sizes = [int(n) for n in args.data_sizes.split(",")]
+    folders = {n: os.path.join(args.data_dir, f"folder-{n}") for n in sizes}
+    for n, folder in folders.items():
+        _make_folder(folder, n)
+    cache = tempfile.mkdtemp(prefix="kgan-cache-")
+    os.environ["KGAN_CACHE"] = cache  # the workers inherit it: packs are built in this run
+    from kgan import data
+
+    sources = {"mlp": {"streamed": os.path.join(cache, "fashion_mnist.npz"),
+                       "in_memory": "fashion_mnist"},
+               "dcgan": {"streamed": folders[sizes[0]],
+                         "in_memory": os.path.join(cache, "folder-in-memory.npz")}}
+    data.write_npz(data.load("fashion_mnist"), sources["mlp"]["streamed"])
+    small = data.load(folders[sizes[0]], 64)  # packs it (timed below by each size's first row)
+    np.savez_compressed(sources["dcgan"]["in_memory"], x_train=small.x.uint8(slice(None)))
+    report = {"speed": {}, "memory": {}, "data_dir": args.data_dir}
+    for arch, modes in sources.items():
+        steps = args.steps or DATA_STEPS[arch]
+        for backend in BACKENDS:
+            rates = {mode: [] for mode in modes}
+            for _ in range(args.rounds):
+                for mode, dataset in modes.items():
+                    result = run_worker(f"data_{backend}", arch, steps, args.reps, dataset)
+                    rates[mode].append(steps / statistics.median(result["epoch_seconds"][1:]))
+                    print(f"data {arch} {backend} {mode}: {rates[mode][-1]:.2f} steps/s",
+                          file=sys.stderr)
+            best = {mode: max(r) for mode, r in rates.items()}
+            report["speed"][f"{arch}_{backend}"] = {
+                **{f"{mode}_steps_per_sec": round(rate, 2) for mode, rate in best.items()},
+                "ratio": round(best["streamed"] / best["in_memory"], 3),
+                "rounds": {mode: [round(r, 2) for r in rounds] for mode, rounds in rates.items()}}
+    for backend in BACKENDS:
+        for n, folder in folders.items():
+            result = run_worker(f"data_{backend}", "dcgan", DATA_STEPS["dcgan"], 1, folder)
+            report["memory"][f"{backend}_{n}"] = {
+                key: result[key] for key in ("peak_rss_anon_mb", "peak_rss_mb",
+                                             "first_step_seconds", "pack_seconds")}
+            print(f"data memory {backend} {n}: {report['memory'][f'{backend}_{n}']}",
+                  file=sys.stderr)
+    for backend in BACKENDS:
+        anon = [report["memory"][f"{backend}_{n}"]["peak_rss_anon_mb"] for n in sizes]
+        report["memory"][f"{backend}_anon_growth_mb"] = round(anon[-1] - anon[0], 1)
+    return report
+
+
 WORKERS = {"matmul_peak": matmul_peak, "torch_reference": torch_reference,
            "keras_io": keras_io, "kgan_tensorflow_in_memory": kgan_in_memory,
            "model_flops": model_flops, "memory": memory,
@@ -422,11 +552,11 @@ def _env() -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
 
 
-def run_worker(row: str, arch: str, steps: int, reps: int) -> dict:
+def run_worker(row: str, arch: str, steps: int, reps: int, dataset: str = "") -> dict:
     """Runs one row in a fresh process; adds its peak RSS (from wait4) to the worker's output."""
     with tempfile.TemporaryFile("w+") as out:
         command = [sys.executable, __file__, "--worker", row, "--arch", arch,
-                   "--steps", str(steps), "--reps", str(reps)]
+                   "--steps", str(steps), "--reps", str(reps), "--dataset", dataset]
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True,
                                    env=_env())
         stderr = process.stderr.read()
@@ -471,14 +601,21 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed epochs after one warm-up")
     parser.add_argument("--rounds", type=int, default=2,
                         help="turns of every row; each row reports its fastest round")
-    parser.add_argument("--only", choices=(*ARCHS, "startup", "memory"),
+    parser.add_argument("--only", choices=(*ARCHS, "startup", "memory", "data"),
                         help="one section only")
+    parser.add_argument("--data-sizes", default="2000,100000",
+                        help="data: folder sizes for the memory rows (smallest first)")
+    parser.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(),
+                                                           "kgan-bench-data"),
+                        help="data: where the image folders are made (once)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arch", default="mlp", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.row = args.worker
-        worker = WORKERS.get(args.worker, kgan_train)
+        worker = WORKERS.get(args.worker, data_train if args.worker.startswith("data_")
+                             else kgan_train)
         print(json.dumps(worker(args)))
         return
 
@@ -492,7 +629,9 @@ def main() -> None:
                             "rss_mb_after_epoch": {5: rss[4], 10: rss[9], 25: rss[24],
                                                    50: rss[49]},
                             "growth_epoch_5_to_50": round(rss[49] / rss[4] - 1, 4)}
-    if args.only in ("startup", "memory"):
+    if args.only == "data":
+        report["data"] = data_report(args)
+    if args.only in ("startup", "memory", "data"):
         report["targets"] = targets(report)
         print(json.dumps(report, indent=2))
         return
@@ -543,7 +682,8 @@ def main() -> None:
 
 
 def targets(report: dict) -> dict:
-    """The project's speed and memory targets (issues 8 and 18), as measured in this one run."""
+    """The project's speed and memory targets (issues 8, 18 and 30), as measured in this one
+    run."""
 
     def fastest(arch):  # ratio of kgan's fastest backend
         return max(v["ratio"] for k, v in report[arch]["rows"].items()
@@ -568,7 +708,13 @@ def targets(report: dict) -> dict:
     if "memory" in report:
         checks["memory: RSS growth from epoch 5 to 50 < 0.05"] = report["memory"][
             "growth_epoch_5_to_50"]
-    return {name: {"value": value, "met": value < 0.05 if "<" in name
+    if "data" in report:
+        for row, values in report["data"]["speed"].items():
+            checks[f"data: {row} streamed / in memory >= 0.9"] = values["ratio"]
+        for backend in BACKENDS:
+            checks[f"data: {backend} dcgan RssAnon growth in MB, smallest to largest folder "
+                   "< 500"] = report["data"]["memory"][f"{backend}_anon_growth_mb"]
+    return {name: {"value": value, "met": value < float(name.rsplit(" ", 1)[1]) if "<" in name
                    else value >= float(name.rsplit(" ", 1)[1])}
             for name, value in checks.items()}
 

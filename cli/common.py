@@ -7,10 +7,19 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from kgan.errors import KganError
 
@@ -65,6 +74,32 @@ def _import_tensorflow_quietly() -> None:
         for line in captured.read().decode(errors="replace").splitlines():
             if not _NO_GPU_NOISE.search(line):
                 sys.stderr.write(line + "\n")
+
+
+@contextlib.contextmanager
+def packing_progress():
+    """Yields `progress(done, total)` for packing a dataset: a Rich bar on stderr with images/s
+    and ETA, shown in a terminal once there is something to pack."""
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]Packing images"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=console, transient=True, disable=not console.is_terminal)
+    task, start = None, (0.0, 0)
+
+    def progress(done: int, total: int) -> None:
+        nonlocal task, start
+        if task is None:
+            bar.start()
+            task, start = bar.add_task("pack", total=total, completed=done, rate=""), (
+                time.monotonic(), done)
+        seconds = time.monotonic() - start[0]
+        rate = f"{(done - start[1]) / seconds:,.0f} images/s" if seconds > 0.5 else ""
+        bar.update(task, completed=done, total=total, rate=rate)
+
+    try:
+        yield progress
+    finally:
+        bar.stop()
 
 
 def fail(message: str, code: int = 1) -> None:

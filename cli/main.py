@@ -4,7 +4,7 @@ import faulthandler
 
 import typer
 
-from cli import evaluate, export, runs, sample, show, train, translate
+from cli import data, evaluate, export, runs, sample, show, train, translate
 
 app = typer.Typer(
     name="kgan",
@@ -21,6 +21,7 @@ app.command("export")(export.export)
 app.command("runs")(runs.runs)
 app.command("show")(show.show)
 app.command("eval")(evaluate.evaluate)
+app.add_typer(data.app, name="data")
 
 
 @app.callback()

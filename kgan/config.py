@@ -23,6 +23,7 @@ LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
 BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+CROPS = ("center", "none")  # how a non-square image becomes square (kgan.data.sources)
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
 ADAPTIVE = "ada"  # in `augment`: the policies each with an adapted probability (kgan.augment)
 EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
@@ -162,10 +163,18 @@ class TrainConfig:
     epochs: int = option(200, "Total epochs of the run.", positive_int, resumable=True,
                          shown="200 (with `--resume`: the run's own)")
     dataset: str = option(
-        "mnist", "mnist, fashion_mnist, cifar10, a folder of png/jpg images (sub-folders are "
-        "classes) or an .npz with x_train (and y_train).", text)
+        "mnist", "mnist, fashion_mnist, cifar10, a folder of png/jpg/webp images (sub-folders "
+        "are classes), a StyleGAN2-ADA .zip, TFRecord files (a glob), tfds:NAME, or an .npz "
+        "with x_train (and y_train).", text)
     image_size: int | None = option(None, "Resize images to this square size.", image_size,
-                                    shown="the dataset's own (folders: 64)")
+                                    shown="the dataset's own (encoded images: 64)")
+    crop: str = option("center", "How a non-square image becomes square: center (its largest "
+                       "centered square) or none (stretched whole).", one_of(CROPS))
+    mirror: bool = option(False, "Add every image flipped left to right (twice the data).",
+                          flag, flags=("--mirror",), shown="off")
+    skip_bad: bool = option(False, "Leave out (and count) images that cannot be decoded, "
+                            "instead of stopping at the first.", flag, flags=("--skip-bad",),
+                            shown="off")
     arch: str = option("mlp", "Model family: mlp (the classic MLP GAN), dcgan (convolutional; "
                        "sizes like 28, 32, 64), resnet (SNGAN/BigGAN residual blocks), stylegan "
                        "(StyleGAN2-style); image to image: pix2pix (paired A/B data) or "
@@ -278,6 +287,8 @@ class TrainConfig:
     image_shape: tuple[int, int, int] | None = None  # (height, width, channels)
     num_classes: int | None = None  # number of distinct labels, None if unlabeled
     target_channels: int | None = None  # image to image: channels of B (A's are image_shape's)
+    data_key: str | None = None  # the data's fingerprint at the start: a resume checks it
+    data_count: int | None = None  # images trained on (after --mirror and --skip-bad)
 
     def __post_init__(self):
         # Defaults that depend on the family: the pix2pix and CycleGAN papers' settings.
@@ -333,6 +344,8 @@ class TrainConfig:
             "eval_every": "measure with `kgan eval` after training",
             "spectral_norm": "the PatchGAN discriminator is instance-normalized",
             "mixed_precision": "image-to-image runs train in float32",
+            "mirror": "--jitter mirrors the images",
+            "skip_bad": "image-to-image data is read whole, and a bad image stops it",
         }
         family = TrainConfig(arch=self.arch)
         for name, why in unsupported.items():
@@ -400,7 +413,8 @@ class TrainConfig:
         unknown = sorted(set(data) - fields)
         if unknown:
             raise KganError(f"Unknown config keys: {', '.join(unknown)}")
-        config = cls(**data)
+        # Runs from before --crop stretched non-square images: they resume as they trained.
+        config = cls(**{"crop": "none", **data})
         if config.image_shape is not None:
             config.image_shape = tuple(config.image_shape)
         return config

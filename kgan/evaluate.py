@@ -208,23 +208,21 @@ def classifier_key(dataset: str, image_shape) -> str:
 
 
 def dataset_key(dataset: str) -> str:
-    """`dataset`, and for a file or folder its size and time: a changed dataset is another key."""
-    if dataset in data_lib.BUILTIN_DATASETS or data_lib.is_demo(dataset):
-        return dataset
-    path = Path(dataset).expanduser().resolve()
-    stat = path.stat()
-    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    """`dataset`, and for files or a TFDS set their fingerprint: a changed dataset is another
+    key."""
+    key = data_lib.key(dataset)
+    return dataset if key == dataset else f"{dataset}:{key}"
 
 
 def classifier(dataset: str, image_size: int | None, path: str | Path | None = None,
-               on_train=None) -> ClassifierExtractor:
+               on_train=None, crop: str = "center") -> ClassifierExtractor:
     """The evaluation classifier of `dataset`: loaded from `path` or the cache, else trained.
 
     Training (a few minutes on a CPU) uses the training split; its accuracy is measured on the
     test split (or, without one, on a held-out tenth of the training split) and saved beside
     the model as JSON. `on_train(path)` is called before training starts.
     """
-    train = data_lib.load(dataset, image_size)
+    train = data_lib.load(dataset, image_size, crop=crop)
     if train.y is None:
         raise KganError(f"The classifier extractor needs class labels and {dataset} has none. "
                         "Use --features inception.")
@@ -237,7 +235,7 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
             if not path.exists():
                 if on_train:
                     on_train(path)
-                _train_classifier(train, dataset, image_size, path)
+                _train_classifier(train, dataset, image_size, path, crop)
     path = Path(path)
     if not path.is_file():
         raise KganError(f"Classifier not found: {path}")
@@ -255,15 +253,19 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
                                {**info, "path": str(path)})
 
 
-def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: Path) -> None:
+def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: Path,
+                      crop: str) -> None:
+    # The whole split as float32: the classifier trains on labeled sets of a CPU's size.
+    train_x, train_y = np.asarray(train.x), train.y
     try:
-        test = data_lib.load(dataset, image_size, split="test")
+        test = data_lib.load(dataset, image_size, split="test", crop=crop)
+        test_x, test_y = np.asarray(test.x), test.y
         test_split = "test"
     except KganError:  # no test split: hold out a tenth of the training split
-        order = np.random.default_rng(0).permutation(len(train.x))
+        order = np.random.default_rng(0).permutation(len(train_x))
         cut = len(order) // 10
-        test = data_lib.Dataset(train.name, train.x[order[:cut]], train.y[order[:cut]])
-        train = data_lib.Dataset(train.name, train.x[order[cut:]], train.y[order[cut:]])
+        test_x, test_y = train_x[order[:cut]], train_y[order[:cut]]
+        train_x, train_y = train_x[order[cut:]], train_y[order[cut:]]
         test_split = "held-out 10% of train"
     keras.utils.set_random_seed(0)
     inputs = keras.Input(train.image_shape, name="images")
@@ -274,20 +276,20 @@ def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: P
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu", name="features")(x)
     x = layers.Dropout(0.3)(x)
-    num_classes = int(max(train.y.max(), test.y.max())) + 1
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="eval_classifier")
-    steps = CLASSIFIER_EPOCHS * math.ceil(len(train.x) / CLASSIFIER_BATCH)
+    steps = CLASSIFIER_EPOCHS * math.ceil(len(train_x) / CLASSIFIER_BATCH)
     learning_rate = keras.optimizers.schedules.CosineDecay(2e-3, steps)
     model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    model.fit(train.x, train.y, batch_size=CLASSIFIER_BATCH, epochs=CLASSIFIER_EPOCHS, verbose=0)
-    _, accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)
+    model.fit(train_x, train_y, batch_size=CLASSIFIER_BATCH, epochs=CLASSIFIER_EPOCHS, verbose=0)
+    _, accuracy = model.evaluate(test_x, test_y, batch_size=500, verbose=0)
     with runs.atomic_path(path) as tmp:
         model.save(tmp)
     info = {"dataset": dataset, "image_shape": list(train.image_shape),
             "num_classes": num_classes, "test_accuracy": round(float(accuracy), 4),
-            "test_split": test_split, "train_images": len(train.x), "epochs": CLASSIFIER_EPOCHS,
+            "test_split": test_split, "train_images": len(train_x), "epochs": CLASSIFIER_EPOCHS,
             "version": CLASSIFIER_VERSION}
     path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
 
@@ -315,9 +317,10 @@ def inception(weights: str | Path | None = None) -> InceptionExtractor:
 
 
 def extractor(features: str, dataset: str, image_size: int | None,
-              classifier_path: str | Path | None = None, on_train=None) -> Extractor:
+              classifier_path: str | Path | None = None, on_train=None,
+              crop: str = "center") -> Extractor:
     if features == "classifier":
-        return classifier(dataset, image_size, classifier_path, on_train)
+        return classifier(dataset, image_size, classifier_path, on_train, crop)
     if features == "inception":
         return inception()
     raise KganError(f"Unknown features {features!r}. Valid values: {', '.join(EVAL_FEATURES)}. "
@@ -380,14 +383,15 @@ def card(extractor: Extractor, n_fake: int, n_real: int, dim: int) -> dict:
 
 
 def real_images(dataset: str, image_size: int | None, n: int, split: str = "test",
-                seed: int = 0) -> tuple[np.ndarray, str]:
-    """Up to `n` real images of `split` (falling back to train when there is no test split)."""
+                seed: int = 0, crop: str = "center") -> tuple[np.ndarray, str]:
+    """Up to `n` real images of `split` (falling back to train when there is no test split),
+    read by index: the rest of the split is never read."""
     try:
-        real = data_lib.load(dataset, image_size, split=split)
+        real = data_lib.load(dataset, image_size, split=split, crop=crop)
     except KganError:
         if split == "train":
             raise
-        real, split = data_lib.load(dataset, image_size), "train"
+        real, split = data_lib.load(dataset, image_size, crop=crop), "train"
     order = np.random.default_rng(seed).permutation(len(real.x))[:n]
     return real.x[order], split
 
@@ -401,10 +405,10 @@ class Reference:
     """
 
     def __init__(self, extractor: Extractor, dataset: str, image_size: int | None, n: int,
-                 split: str = "test", seed: int = 0):
+                 split: str = "test", seed: int = 0, crop: str = "center"):
         self.extractor, self.seed = extractor, seed
         key = json.dumps([dataset_key(dataset), image_size, split, n, seed, extractor.name,
-                          extractor.sha256])
+                          extractor.sha256] + ([] if crop == "center" else [crop]))
         path = (runs.cache_dir() / REAL_STATS
                 / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz")
         self.cached = extractor.sha256 is not None and path.is_file()
@@ -413,7 +417,7 @@ class Reference:
                 self.features = stored["features"].astype(np.float64)
                 self.split = str(stored["split"])
         else:
-            images, self.split = real_images(dataset, image_size, n, split, seed)
+            images, self.split = real_images(dataset, image_size, n, split, seed, crop)
             features, _ = extractor(images)
             self.features = features.astype(np.float32).astype(np.float64)  # as cached
             if extractor.sha256 is not None:
@@ -490,23 +494,24 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
         source = draw.from_export(model)
         config = source.meta["training_config"]
         dataset, image_size = config["dataset"], config["image_size"]
+        crop = config.get("crop", "none")  # exports from before --crop stretched
         fake, labels = generated(source, n, seed)
         record = {"model": str(source.version_dir)}
     elif run_dir is not None:
         gan, config = load_gan(run_dir, ema=ema)
-        dataset, image_size = config.dataset, config.image_size
+        dataset, image_size, crop = config.dataset, config.image_size, config.crop
         fake, labels = generated(draw.GANSource(gan), n, seed)
         records, _ = runs.read_metrics(Path(run_dir))
         step = gan.steps
         epoch = max([r["epoch"] for r in records if r.get("step", 0) <= step], default=0)
         record = {"epoch": epoch, "step": step, "source": "eval"}
     else:
-        image_size = None
+        image_size, crop = None, "center"
         fake, _ = real_images(dataset, image_size, n, "train", seed + 1)
         labels = None
         record = {"dataset": dataset, "images": "real train split"}
-    ext = extractor(features, dataset, image_size, classifier_path, on_train)
-    reference = Reference(ext, dataset, image_size, n, real_split, seed)
+    ext = extractor(features, dataset, image_size, classifier_path, on_train, crop)
+    reference = Reference(ext, dataset, image_size, n, real_split, seed, crop)
     result = {**record, **reference.compare(fake, labels)}
     if run_dir is not None:
         runs.append_metrics(Path(run_dir), result)

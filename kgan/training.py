@@ -30,7 +30,7 @@ class TrainResult:
 
 
 def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None = None,
-          callbacks: list | None = None, notify=None) -> TrainResult:
+          callbacks: list | None = None, notify=None, progress=None) -> TrainResult:
     """Trains a new run described by `config` and returns where it went.
 
     Nothing is written until the data has loaded and the models are built; if training fails
@@ -43,11 +43,13 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
         callbacks: extra Keras callbacks (for example `kgan.callbacks.RichProgress`).
         notify: called with a line of news for the user (for example, that the evaluation
             classifier is being trained first).
+        progress: called as `progress(done, total)` while a new source is packed (decoded
+            once into `KGAN_CACHE/packed/`).
     """
     config = dataclasses.replace(config).validate()
     if config.image_size is not None and config.arch in models.CONVOLUTIONAL:
         models.dcgan_upsamplings(config.image_size, config.arch)
-    data = _load(config)
+    data = _load(config, progress)
     if config.translation:
         config.image_shape, config.target_channels = data.image_shape, data.channels[1]
         if config.arch == "cyclegan" and config.identity and len(set(data.channels)) > 1:
@@ -56,6 +58,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
                             f"Received: identity={config.identity}")
     else:
         config.image_shape, config.num_classes = data.image_shape, data.num_classes
+        config.data_key, config.data_count = data.key, len(data.x)
         if config.conditional and not config.num_classes:
             raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
                             "folder needs one sub-folder per class, an .npz a y_train).")
@@ -77,7 +80,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | None = None,
-           notify=None, **changes) -> TrainResult:
+           notify=None, progress=None, **changes) -> TrainResult:
     """Continues a run from its latest checkpoint, up to `epochs` (default: the run's own).
 
     Weights, both optimizers' state, the noise generator's state and the data order continue
@@ -90,7 +93,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
     run_dir, config = runs.open_run(run_dir)
     config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
     with runs.owned(run_dir):
-        data = _load(config)
+        data = _load(config, progress)
+        _check_unchanged(config, data)
         if data.image_shape != config.image_shape:
             raise KganError(f"Dataset {config.dataset} now has images of shape "
                             f"{data.image_shape}; the run was trained on {config.image_shape}")
@@ -124,17 +128,29 @@ def _reference(config: TrainConfig, notify):
             notify(f"Training the evaluation classifier first (once; cached at {path})")
 
     extractor = evaluate.extractor(config.eval_features, config.dataset, config.image_size,
-                                   on_train=on_train)
+                                   on_train=on_train, crop=config.crop)
     return evaluate.Reference(extractor, config.dataset, config.image_size, config.eval_n,
-                              seed=config.seed)
+                              seed=config.seed, crop=config.crop)
 
 
-def _load(config: TrainConfig) -> data_lib.Dataset | data_lib.Pairs:
+def _load(config: TrainConfig, progress=None) -> data_lib.Dataset | data_lib.Pairs:
     """The run's training data: images (and labels), or A and B for pix2pix and cyclegan."""
     if config.translation:
         return data_lib.load_pairs(config.dataset, config.image_size,
                                    paired=config.arch == "pix2pix")
-    return data_lib.load(config.dataset, config.image_size)
+    return data_lib.load(config.dataset, config.image_size, crop=config.crop,
+                         mirror=config.mirror, skip_bad=config.skip_bad, progress=progress)
+
+
+def _check_unchanged(config: TrainConfig, data) -> None:
+    """Refuses to resume on data that changed since the run started (runs that recorded it)."""
+    if config.translation or config.data_key in (None, data.key):
+        return
+    now = len(data.x)
+    what = (f"it had {config.data_count} images, now {now}" if now != config.data_count else
+            f"it has {now} images as before, but their files' sizes or times differ")
+    raise KganError(f"Dataset {config.dataset} changed since the run started: {what}. Resume "
+                    "on the data it trained on, or start a new run")
 
 
 def _arrays(config: TrainConfig, data) -> tuple:
@@ -186,7 +202,8 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     def fit(gan, first_epoch, last_epoch, skip):
         dataset = make_dataset(_arrays(config, data), config.batch_size, config.seed,
                                steps_per_epoch, first_epoch, last_epoch, skip,
-                               paired=config.arch != "cyclegan")
+                               paired=config.arch != "cyclegan",
+                               strategy=getattr(gan, "distribute_strategy", None))
         gan.fit(dataset, epochs=last_epoch, initial_epoch=first_epoch,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
                 shuffle=False)

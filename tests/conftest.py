@@ -166,10 +166,10 @@ print(done.stdout, end="")
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def kgan_cache(tmp_path_factory):
-    """One classifier cache per test session, shared by the xdist workers (a file lock in
-    `kgan.evaluate.classifier` lets one train while the other waits).
+    """One cache per test session (classifiers, packed datasets), shared by the xdist workers
+    (file locks let one build while the other waits); no test writes to the user's cache.
 
     KGAN_TEST_CACHE=DIR keeps it across local sessions (CI always starts empty).
     """

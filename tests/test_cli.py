@@ -52,7 +52,7 @@ def bad_inputs(tmp_path, toy_npz):
         (["--dataset", tmp_path / "nope"], f"Error: Dataset not found: {tmp_path / 'nope'} "
          "(no such file or folder)"),
         (["--dataset", tmp_path / "empty"],
-         f"Error: No .png/.jpg images found in {tmp_path}/empty"),
+         f"Error: No .png/.jpg/.webp images found in {tmp_path}/empty"),
         (["--dataset", tmp_path / "broken"], f"Error: Cannot read image {tmp_path}/broken/a.png: "),
         (["--dataset", toy_npz, "--image-size", 0],
          "Error: `image_size` must be a positive integer. Received: image_size=0"),

@@ -64,7 +64,7 @@ def _folder(tmp_path, a_files, b_files, size=(8, 8)):
      "data needs files of the same names in A/ and B/)"),
     (["x.png"], ["x.png", "w.png"], "{root}/B/w.png has no partner {root}/A/w.png (paired "
      "data needs files of the same names in A/ and B/)"),
-    (["big.png"], [], "No .png/.jpg images found in {root}/B"),
+    (["big.png"], [], "No .png/.jpg/.webp images found in {root}/B"),
 ])
 def test_bad_paired_folders_name_the_first_offending_file(tmp_path, a_files, b_files, message):
     root = _folder(tmp_path, a_files, b_files)

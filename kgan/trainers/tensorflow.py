@@ -133,7 +133,7 @@ class TranslationTrainer:
 
 
 def make_dataset(
-    arrays: tuple[np.ndarray, ...],
+    arrays: tuple,
     batch_size: int,
     seed: int,
     steps_per_epoch: int,
@@ -141,18 +141,41 @@ def make_dataset(
     last_epoch: int,
     skip_steps: int = 0,
     paired: bool = True,
-) -> tf.data.Dataset:
+    strategy=None,
+):
     """Batches of `arrays` (one tuple per step) for epochs `first_epoch` .. `last_epoch - 1`,
     `steps_per_epoch` each.
 
-    Each epoch's order is a stateless shuffle keyed by (seed, epoch), not a stateful
-    `Dataset.shuffle`: a resumed run then sees exactly the batches an uninterrupted one would.
-    `skip_steps` drops the batches of `first_epoch` that were trained before an interruption.
-    `paired` arrays share one order; otherwise each array after the first has its own, keyed
-    by (seed + index * 2**32, epoch).
+    `arrays` are read by index (`kgan.data.Images`, or NumPy arrays): each step reads only its
+    batch's rows, so memory does not grow with the data set. Each epoch's order is a stateless
+    shuffle keyed by (seed, epoch), not a stateful `Dataset.shuffle`: a resumed run then sees
+    exactly the batches an uninterrupted one would. `skip_steps` drops the batches of
+    `first_epoch` that were trained before an interruption. `paired` arrays share one order;
+    otherwise each array after the first has its own, keyed by (seed + index * 2**32, epoch).
+
+    Under a `MultiWorkerMirroredStrategy` (`strategy`), each worker reads only its share of
+    every global batch (`worker_batches`), as a `tf.distribute.DistributedDataset`.
     """
-    tensors = [tf.constant(array) for array in arrays]
+    def batches(context=None):
+        return worker_batches(arrays, batch_size, seed, steps_per_epoch, first_epoch,
+                              last_epoch, skip_steps, paired, context)
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(batches)
+    return batches()
+
+
+def worker_batches(arrays, batch_size, seed, steps_per_epoch, first_epoch, last_epoch,
+                   skip_steps=0, paired=True, context: tf.distribute.InputContext | None = None
+                   ) -> tf.data.Dataset:
+    """`make_dataset`'s batches; with an input `context` of N workers, this worker's rows of
+    each global batch only: the i-th N-th, split into one batch per local replica, so replica r
+    of the cluster trains on the rows one device would give it (and draws them, `_share`)."""
     sizes = [len(arrays[0] if paired else array) for array in arrays]
+    dtypes = [tf.as_dtype(array.dtype) for array in arrays]
+    workers = context.num_input_pipelines if context else 1
+    rows = batch_size // workers
+    first_row = context.input_pipeline_id * rows if context else 0
 
     def epoch_batches(epoch):
         orders = [tf.random.experimental.stateless_shuffle(
@@ -164,25 +187,33 @@ def make_dataset(
             .take(steps_per_epoch)
         )
 
+    def read(*orders):
+        return tuple(np.asarray(array[order]) for array, order in
+                     zip(arrays, orders if not paired else orders * len(arrays)))
+
     def gather(*orders):
-        batch = tuple(tf.gather(t, orders[0 if paired else k]) for k, t in enumerate(tensors))
+        orders = [order[first_row : first_row + rows] for order in orders]
+        batch = tf.numpy_function(read, orders, dtypes, stateful=False)
+        for tensor, array in zip(batch, arrays):
+            tensor.set_shape((rows, *array.shape[1:]))
         # Images alone as a tensor, not a 1-tuple: MultiWorkerMirroredStrategy's distributed
         # iterator hands a 1-tuple to the step as a PerReplica it cannot convert.
-        return batch[0] if len(batch) == 1 else batch
+        return batch[0] if len(batch) == 1 else tuple(batch)
 
-    # A sequential map and no autotuning: a gather from memory needs no more, and on a 2-core
-    # CPU the autotuner's and parallel map's threads preempted the step's compute threads,
-    # which then waited on each other (the DCGAN ran 5.7 against 7.3-9.3 steps/s in the same
-    # rounds, benchmarks/speed.py). No private thread pool: with one the DCGAN ran 9.2,
-    # without 8.9 steps/s (medians of 4 alternating rounds, within their spread), and its
-    # threads end with every iterator, where TensorFlow's shared pool lives with the process.
+    # A sequential map and no autotuning: reading a batch's rows is quick next to a step, and
+    # on a 2-core CPU the autotuner's and parallel map's threads preempted the step's compute
+    # threads, which then waited on each other (the DCGAN ran 5.7 against 7.3-9.3 steps/s in
+    # the same rounds, benchmarks/speed.py). No private thread pool: with one the DCGAN ran
+    # 9.2, without 8.9 steps/s (within the rounds' spread), and its threads end with every
+    # iterator, where TensorFlow's shared pool lives with the process.
     options = tf.data.Options()
     options.autotune.enabled = False
-    return (
+    dataset = (
         tf.data.Dataset.range(first_epoch, last_epoch)
         .flat_map(epoch_batches)
         .skip(skip_steps)
         .map(gather)
-        .prefetch(2)
-        .with_options(options)
     )
+    if context and context.num_replicas_in_sync > workers:  # several replicas on this worker
+        dataset = dataset.rebatch(context.get_per_replica_batch_size(batch_size))
+    return dataset.prefetch(2).with_options(options)

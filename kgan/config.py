@@ -345,7 +345,7 @@ class TrainConfig:
             "spectral_norm": "the PatchGAN discriminator is instance-normalized",
             "mixed_precision": "image-to-image runs train in float32",
             "mirror": "--jitter mirrors the images",
-            "skip_bad": "image-to-image data is read whole, and a bad image stops it",
+            "skip_bad": "a pair cannot lose one of its images",
         }
         family = TrainConfig(arch=self.arch)
         for name, why in unsupported.items():

@@ -50,6 +50,7 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     if config.image_size is not None and config.arch in models.CONVOLUTIONAL:
         models.dcgan_upsamplings(config.image_size, config.arch)
     data = _load(config, progress)
+    config.data_key, config.data_count = data.key, _count(config, data)
     if config.translation:
         config.image_shape, config.target_channels = data.image_shape, data.channels[1]
         if config.arch == "cyclegan" and config.identity and len(set(data.channels)) > 1:
@@ -58,7 +59,6 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
                             f"Received: identity={config.identity}")
     else:
         config.image_shape, config.num_classes = data.image_shape, data.num_classes
-        config.data_key, config.data_count = data.key, len(data.x)
         if config.conditional and not config.num_classes:
             raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
                             "folder needs one sub-folder per class, an .npz a y_train).")
@@ -137,16 +137,21 @@ def _load(config: TrainConfig, progress=None) -> data_lib.Dataset | data_lib.Pai
     """The run's training data: images (and labels), or A and B for pix2pix and cyclegan."""
     if config.translation:
         return data_lib.load_pairs(config.dataset, config.image_size,
-                                   paired=config.arch == "pix2pix")
+                                   paired=config.arch == "pix2pix", progress=progress)
     return data_lib.load(config.dataset, config.image_size, crop=config.crop,
                          mirror=config.mirror, skip_bad=config.skip_bad, progress=progress)
 
 
+def _count(config: TrainConfig, data) -> int:
+    """Images trained on: after --mirror and --skip-bad; image to image, A's."""
+    return len(data.a if config.translation else data.x)
+
+
 def _check_unchanged(config: TrainConfig, data) -> None:
     """Refuses to resume on data that changed since the run started (runs that recorded it)."""
-    if config.translation or config.data_key in (None, data.key):
+    if config.data_key in (None, data.key):
         return
-    now = len(data.x)
+    now = _count(config, data)
     what = (f"it had {config.data_count} images, now {now}" if now != config.data_count else
             f"it has {now} images as before, but their files' sizes or times differ")
     raise KganError(f"Dataset {config.dataset} changed since the run started: {what}. Resume "

@@ -4,6 +4,7 @@ mirrors, bad images, and the pipelines reading a batch's rows at a time."""
 import io
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kgan import data
+from kgan.config import TrainConfig
 from kgan.data import pack, sources
 from kgan.errors import Interrupted, KganError
 from kgan.trainers import numpy_data
@@ -248,10 +250,10 @@ def test_an_interrupted_pack_continues_where_it_stopped(tmp_path):
 def test_a_changed_folder_is_another_pack(tmp_path):
     pixels, labels = images(4, size=(8, 8))
     folder = write_folder(tmp_path / "set", pixels, labels)
-    first = data.load(str(folder))
+    first, first_key = data.load(str(folder)), data.key(str(folder))
     (folder / "c0" / "new.png").write_bytes(png(pixels[1]))
     second = data.load(str(folder))
-    assert first.key != second.key and (len(first.x), len(second.x)) == (4, 5)
+    assert data.key(str(folder)) != first_key and (len(first.x), len(second.x)) == (4, 5)
 
 
 @pytest.mark.parametrize("make", [numpy_data.make_dataset, tf_make_dataset])
@@ -329,3 +331,37 @@ def test_a_damaged_pack_is_built_again(tmp_path):
     array = next(Path(os.environ["KGAN_CACHE"]).glob("packed/damaged-8-*/images.npy"))
     array.write_bytes(array.read_bytes()[:300])  # cut short, as by a full disk
     np.testing.assert_array_equal(packed_pixels(data.load(str(folder), image_size=8)), first)
+
+
+def test_a_run_from_before_reads_its_data_as_it_did_and_resumes(tmp_path, monkeypatch):
+    """tests/data/old-run: a dcgan run of tests/data/folder8 (some images 10x8) made by kgan
+    before it read data by index and had --crop; folder8-as-read-before.npz: the float32 images
+    and labels that kgan trained it on. A resume reads the same numbers, so (with the
+    pipelines' equality above) it continues exactly."""
+    root = Path(__file__).resolve().parent
+    monkeypatch.chdir(root.parent)  # its config.json names tests/data/folder8
+    run = tmp_path / "old-run"
+    shutil.copytree(root / "data" / "old-run", run)
+    config = TrainConfig.load(run / "config.json")
+    assert (config.crop, config.data_key) == ("none", None)  # it stretched; no fingerprint yet
+    before = np.load(root / "data" / "folder8-as-read-before.npz")
+    now = data.load(config.dataset, config.image_size, crop=config.crop)
+    assert np.asarray(now.x).tobytes() == before["x"].tobytes()
+    assert now.y.tolist() == before["y"].tolist()
+    resumed = kgan("train", "--resume", run, "--epochs", 2, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert [json.loads(line)["step"] for line in
+            (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
+    drawn = kgan("sample", run, "--n", 4)
+    assert drawn.exit_code == 0, drawn.output
+    assert Image.open(drawn.stdout.split()[0]).size[0] > 8
+
+
+def test_an_image_over_pillows_pixel_limit_is_named_not_a_traceback(tmp_path, monkeypatch):
+    pixels, labels = images(2, size=(8, 8))
+    folder = write_folder(tmp_path / "bombs", pixels, labels)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20)  # 8x8 = 64 > twice the limit
+    with pytest.raises(KganError) as e:
+        data.load(str(folder), image_size=8)
+    assert str(e.value).startswith(f"Cannot read image {folder / 'c0' / '000.png'}: Image size "
+                                   "(64 pixels) exceeds limit of 40 pixels")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -106,12 +107,12 @@ def to_float(batch: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class Dataset:
-    """Training images read by index, their labels, and what identifies the source."""
+    """Training images read by index, their labels, and how they are read."""
 
     name: str  # short name for run directories ("fashion_mnist", "faces", ...)
     x: Images  # x[indices] -> float32 (n, H, W, C) in [-1, 1]
     y: np.ndarray | None  # int32 (N,) class labels, or None
-    key: str = ""  # the source's fingerprint: another one means the data changed
+    key: str = ""  # what identifies the source's content (`key`): a resume checks it
     reading: str = ""  # how it is read, in words (`kgan data info`)
     classes: list[str] | None = None  # class names, where the source has them
 
@@ -159,15 +160,15 @@ def load(source: str, image_size: int | None = None, split: str = "train",
     rows = classes = None
     if source in BUILTIN_DATASETS:
         x, y = _load_builtin(source, split)
-        name, key, reading = source, source, "in memory (uint8)"
+        name, digest, reading = source, source, "in memory (uint8)"
     elif (kind := sources.kind(source)) is not None:
         if split != "train" and kind != "tfds":
             what = {"folder": "A folder of images", "zip": "A zip archive"}.get(kind,
                                                                                 "TFRecord files")
             raise KganError(f"{what} has no {split} split: {source}")
-        key, _ = sources.fingerprint(source, split)
+        digest = sources.fingerprint(source, split)
         name = _source_name(source, kind)
-        packed = pack_lib.pack(source, name, key, image_size or FOLDER_SIZE, crop, skip_bad,
+        packed = pack_lib.pack(source, name, digest, image_size or FOLDER_SIZE, crop, skip_bad,
                                split, progress)
         x, y, rows, classes = packed.images, packed.labels, packed.rows, packed.classes
         image_size, reading = None, f"decoded once into {packed.path}, memory-mapped"
@@ -177,7 +178,7 @@ def load(source: str, image_size: int | None = None, split: str = "train",
         path = Path(source).expanduser()
         if path.suffix in (".npz", ".npy") and path.is_file():
             x, y = load_npz(path, split)
-            name, key = _slug(path.stem), _file_key(path)
+            name, digest = _slug(path.stem), key(source)
             reading = ("memory-mapped" if isinstance(x.base, np.memmap)
                        or isinstance(x, np.memmap) else "in memory")
         elif path.is_file():
@@ -200,7 +201,7 @@ def load(source: str, image_size: int | None = None, split: str = "train",
         y = y[rows]
     if mirror and y is not None:
         y = np.concatenate([y, y])
-    return Dataset(name, Images(x, rows, mirror), y, key, reading, classes)
+    return Dataset(name, Images(x, rows, mirror), y, digest, reading, classes)
 
 
 def describe(source: str, image_size: int | None = None, crop: str = "center") -> dict:
@@ -215,7 +216,7 @@ def describe(source: str, image_size: int | None = None, crop: str = "center") -
                 "bytes": int(data.x.records.nbytes), "reading": data.reading}
         return info
     index = sources.index(source)
-    key_, _ = sources.fingerprint(source)
+    key_ = sources.fingerprint(source)
     first = sources.open_image(sources.Reader(index)(0))
     size = image_size or FOLDER_SIZE
     shape = [size, size, 1 if sources.is_gray(first.mode) else 3]
@@ -265,8 +266,11 @@ def key(source: str) -> str:
     if source in BUILTIN_DATASETS or is_demo(source):
         return source
     if sources.kind(source) is not None:
-        return sources.fingerprint(source)[0]
-    return _file_key(Path(source).expanduser())
+        return sources.fingerprint(source)
+    path = Path(source).expanduser()
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+                          ).hexdigest()[:20]
 
 
 def _source_name(source: str, kind: str) -> str:
@@ -279,12 +283,6 @@ def _source_name(source: str, kind: str) -> str:
         return _slug(path.stem)
     return _slug(path.parent.resolve().name if any(c in path.name for c in "*?[")
                  else path.name.split(".tfrecord")[0])
-
-
-def _file_key(path: Path) -> str:
-    stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
-                          ).hexdigest()[:20]
 
 
 def _center_square(x: np.ndarray) -> np.ndarray:
@@ -475,17 +473,19 @@ INPAINT_SIZE = 12  # side of the masked square
 
 @dataclasses.dataclass
 class Pairs:
-    """Images of two domains A and B, float32 in [-1, 1], channels-last.
+    """Images of two domains A and B, float32 in [-1, 1], channels-last (arrays, or `Images`
+    read by index for folders).
 
     Paired: `a[i]` translates to `b[i]`. Unpaired: any counts. `domains` are the eval
     classifier's classes of A and B, where the domains are classes (the unpaired demo).
     """
 
     name: str
-    a: np.ndarray
-    b: np.ndarray
+    a: np.ndarray | Images
+    b: np.ndarray | Images
     paired: bool
     domains: tuple[int, int] | None = None
+    key: str = ""  # what identifies the source's content (`key`): a resume checks it
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -502,7 +502,7 @@ def is_demo(source: str) -> bool:
 
 
 def load_pairs(source: str, image_size: int | None = None, split: str = "train",
-               paired: bool = True) -> Pairs:
+               paired: bool = True, progress=None) -> Pairs:
     """Loads the A and B images of `source` for pix2pix (`paired`) or cyclegan.
 
     Args:
@@ -513,6 +513,7 @@ def load_pairs(source: str, image_size: int | None = None, split: str = "train",
             the images' own (square) size.
         split: `"train"` or `"test"`.
         paired: whether `a[i]` must translate to `b[i]`.
+        progress: `progress(done, total)` while a folder's side is packed (the first time).
 
     Example:
         >>> pairs = load_pairs("fashion_mnist:inpaint")
@@ -521,13 +522,14 @@ def load_pairs(source: str, image_size: int | None = None, split: str = "train",
     """
     if is_demo(source):
         pairs = _demo(source, split)
+        pairs.key = source
         if pairs.paired != paired:
             kind = "paired (--arch pix2pix)" if pairs.paired else "unpaired (--arch cyclegan)"
             raise KganError(f"Dataset {source} is {kind}")
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            a, b = _pair_folders(path, split, paired, image_size)
+            a, b = _pair_folders(path, split, paired, image_size, progress)
         elif path.suffix == ".npz" and path.is_file():
             a, b = _pair_npz(path, split, paired)
         elif path.exists():
@@ -537,7 +539,8 @@ def load_pairs(source: str, image_size: int | None = None, split: str = "train",
             raise KganError(f"Dataset not found: {source} (image-to-image runs take a folder "
                             f"with A/ and B/, an .npz with x_a and x_b, or one of "
                             f"{', '.join('fashion_mnist:' + d for d in DEMOS)})")
-        pairs = Pairs(_slug(path.stem if path.is_file() else path.resolve().name), a, b, paired)
+        pairs = Pairs(_slug(path.stem if path.is_file() else path.resolve().name), a, b, paired,
+                      key=key(source))
     if image_size is not None:  # arrays (folders are read at that size)
         pairs.a, pairs.b = (side if side.shape[1:3] == (image_size, image_size)
                             else _resize_batch(side, image_size) for side in (pairs.a, pairs.b))
@@ -580,8 +583,8 @@ def _demo(source: str, split: str) -> Pairs:
     return Pairs(name, inputs, x, paired=True)
 
 
-def _pair_folders(root: Path, split: str, paired: bool,
-                  image_size: int | None) -> tuple[Images, Images]:
+def _pair_folders(root: Path, split: str, paired: bool, image_size: int | None,
+                  progress) -> tuple[Images, Images]:
     """A/ and B/ of `root` (or of `root/test`), each packed and read by index like any folder
     (`load`). Paired sides hold files of the same relative paths, which sort alike."""
     base = root if split == "train" else root / split
@@ -591,26 +594,21 @@ def _pair_folders(root: Path, split: str, paired: bool,
             where = "" if split == "train" else f" (the {split} split)"
             raise KganError(f"{root} has no {side.relative_to(root)}/ folder{where}: image-to-"
                             "image data is a folder with A/ (inputs) and B/ (targets)")
-    files = [{p.relative_to(side): p for p in side.rglob("*")
-              if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()} for side in sides]
-    for side, found in zip(sides, files):
-        if not found:
-            raise KganError(f"No .png/.jpg/.webp images found in {side}")
+    names = [sources.folder_files(side) for side in sides]  # relative paths, sorted
     if paired:
-        for one, other, other_side in ((files[0], files[1], sides[1]),
-                                       (files[1], files[0], sides[0])):
-            missing = sorted(set(one) - set(other))
+        for one, other, side, other_side in ((*names, *sides), (*names[::-1], *sides[::-1])):
+            missing = sorted(set(one) - set(other), key=lambda name: name.split(os.sep))
             if missing:
-                raise KganError(f"{one[missing[0]]} has no partner {other_side / missing[0]} "
+                raise KganError(f"{side / missing[0]} has no partner {other_side / missing[0]} "
                                 "(paired data needs files of the same names in A/ and B/)")
-    ordered = [[found[name] for name in sorted(found)] for found in files]
-    sizes = [[_header_size(path) for path in paths] for paths in ordered]
-    if paired:
-        for pa, pb, sa, sb in zip(*ordered, *sizes):
-            if sa != sb:
-                raise KganError(f"{pa} is {sa[0]}x{sa[1]} but {pb} is {sb[0]}x{sb[1]}: a pair "
-                                "must be the same size")
-    if image_size is None:
+    if image_size is None:  # the images' own size, read from their headers: one for all
+        ordered = [[side / name for name in side_names] for side, side_names in zip(sides, names)]
+        sizes = [[_header_size(path) for path in paths] for paths in ordered]
+        if paired:
+            for pa, pb, sa, sb in zip(*ordered, *sizes):
+                if sa != sb:
+                    raise KganError(f"{pa} is {sa[0]}x{sa[1]} but {pb} is {sb[0]}x{sb[1]}: a "
+                                    "pair must be the same size")
         for paths, side_sizes in zip(ordered, sizes):
             for path, size in zip(paths, side_sizes):
                 if size != sizes[0][0]:
@@ -623,7 +621,8 @@ def _pair_folders(root: Path, split: str, paired: bool,
             raise KganError(f"Images of {root} are {height}x{width}: image-to-image runs need "
                             "square sides divisible by 4 (resize with --image-size, e.g. 32)")
         image_size = width
-    return tuple(load(str(side), image_size, crop="none").x for side in sides)
+    return tuple(load(str(side), image_size, crop="none", progress=progress).x
+                 for side in sides)
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -631,8 +630,8 @@ def _header_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise KganError(f"Cannot read image {path}: {e}") from None
+    except sources.DECODE_ERRORS as e:
+        raise KganError(f"Cannot read image {path}: {first_line(e)}") from None
 
 
 def image_files(path: Path) -> list[Path]:

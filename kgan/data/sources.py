@@ -26,7 +26,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TFDS_PREFIX = "tfds:"
 TFRECORD_IMAGE, TFRECORD_LABEL = "image/encoded", "image/class/label"  # TF-slim's keys
 TFDS_IMAGE, TFDS_LABEL = "image", "label"  # what `tfds build` writes for image datasets
-DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+                 Image.DecompressionBombError)  # what Pillow raises for an unreadable image
 
 
 @dataclasses.dataclass
@@ -65,18 +66,16 @@ def kind(source: str) -> str | None:
     return None
 
 
-def fingerprint(source: str, split: str = "train") -> tuple[str, int | None]:
-    """What identifies `source`'s current content, cheaply (names, sizes and times; nothing is
-    read), and its record count where that is known without reading (folders, zips)."""
+def fingerprint(source: str, split: str = "train") -> str:
+    """What identifies `source`'s current content, cheaply: its files' names, sizes and times
+    (nothing is read)."""
     kind_ = kind(source)
     if kind_ == "folder":
         root = Path(source).expanduser()
-        files = _folder_files(root)
-        listing = [(str(p.relative_to(root)), *_stat(p)) for p in files]
-        return _digest([str(root.resolve()), listing]), len(files)
+        return _digest([str(root.resolve()), folder_files(root, stat=True)])
     files = _tfrecord_files(source, split) if kind_ in ("tfrecord", "tfds") else [
         Path(source).expanduser()]
-    return _digest([(str(p.resolve()), *_stat(p)) for p in files]), None
+    return _digest([(str(p.resolve()), *_stat(p)) for p in files])
 
 
 def index(source: str, split: str = "train") -> Index:
@@ -92,11 +91,11 @@ def index(source: str, split: str = "train") -> Index:
 def size_on_disk(index: Index) -> int:
     """The bytes of the files that hold `index`'s records."""
     if index.kind == "folder":
-        return sum((Path(index.root) / name).stat().st_size for name in index.names)
+        return sum(size for _, size, _ in folder_files(Path(index.root), stat=True))
     return sum(Path(p).stat().st_size for p in (index.files or [index.root]))
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def _stat(path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
 
@@ -108,24 +107,36 @@ def _digest(items) -> str:
 # Folders ----------------------------------------------------------------------------------------
 
 
-def _folder_files(root: Path) -> list[Path]:
-    files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
+def folder_files(root: Path, stat: bool = False) -> list:
+    """The images under `root` as relative paths, in the order of their parts (as sorted
+    `Path`s); with `stat`, (path, size, mtime_ns) each. `os.scandir` walks 100,000 files in
+    about a second where `Path.rglob` and `stat` took three."""
+    found, pending = [], [""]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(root / folder) as entries:
+            for entry in entries:
+                relative = os.path.join(folder, entry.name)
+                if entry.is_dir():
+                    pending.append(relative)
+                elif (os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+                      and entry.is_file()):
+                    found.append((relative, *_stat(entry)) if stat else relative)
+    if not found:
         raise KganError(f"No .png/.jpg/.webp images found in {root}")
-    return files
+    return sorted(found, key=lambda f: (f[0] if stat else f).split(os.sep))
 
 
 def _index_folder(root: Path) -> Index:
-    files = _folder_files(root)
-    relative = [p.relative_to(root) for p in files]
+    relative = folder_files(root)
+    parts = [r.split(os.sep) for r in relative]
     # The first level of sub-folders names the classes; images directly in `root` have none.
     labels = classes = None
-    if all(len(r.parts) > 1 for r in relative):
-        classes = sorted({r.parts[0] for r in relative})
+    if all(len(p) > 1 for p in parts):
+        classes = sorted({p[0] for p in parts})
         number = {name: i for i, name in enumerate(classes)}
-        labels = np.array([number[r.parts[0]] for r in relative], np.int32)
-    return Index("folder", str(root), [str(r) for r in relative], labels, classes)
+        labels = np.array([number[p[0]] for p in parts], np.int32)
+    return Index("folder", str(root), relative, labels, classes)
 
 
 # Zip archives (StyleGAN2-ADA's dataset_tool.py layout) ------------------------------------------

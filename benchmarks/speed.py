@@ -35,10 +35,11 @@ after each epoch: a leak shows as growth from epoch 5 to epoch 50.
   against the built-in held in memory) and of the DCGAN at 64 px (a folder of PNGs, packed and
   memory-mapped, against the same pixels in memory);
 - `memory`: the DCGAN at 64 px on folders of `--data-sizes` images (made once under
-  `--data-dir`): the peak of the process's anonymous memory (`RssAnon`, sampled after every
-  step; a memory-mapped file's pages are page cache, not counted there) and of its resident
-  memory, and the seconds to the first step: TensorFlow's row builds the pack (in a fresh
-  `KGAN_CACHE`; `pack_seconds` of that), the other backends' rows find it built.
+  `--data-dir`), and pix2pix and CycleGAN (TensorFlow, batch 4) on A/ and B/ folders of as
+  many images in all: the peak of the process's anonymous memory (`RssAnon`, sampled after
+  every step; a memory-mapped file's pages are page cache, not counted there) and of its
+  resident memory, and the seconds to the first step: TensorFlow's row builds the pack (in a
+  fresh `KGAN_CACHE`; `pack_seconds` of that), the other backends' rows find it built.
 """
 
 from __future__ import annotations
@@ -451,8 +452,9 @@ def data_train(args) -> dict:
 
     probe, timer = Probe(), epoch_timer()
     config = TrainConfig(dataset=args.dataset, arch=args.arch, backend=backend,
-                         image_size=64 if args.arch == "dcgan" else None, epochs=args.reps + 1,
+                         image_size=None if args.arch == "mlp" else 64, epochs=args.reps + 1,
                          steps_per_epoch=args.steps, sample_every=1000, checkpoint_every=1000,
+                         batch_size=4 if args.arch in ("pix2pix", "cyclegan") else 64,
                          tensorboard=False, curves=False)
     with tempfile.TemporaryDirectory() as runs_dir:
         training.train(config, runs_dir=runs_dir, callbacks=[probe, timer], progress=packing)
@@ -486,6 +488,17 @@ def _make_folder(folder: str, n: int) -> None:
     open(os.path.join(folder, "done"), "w").close()
 
 
+def _make_pairs(folder: str, images: str, n: int) -> None:
+    """A/ and B/ of `n` pairs: links to the first `n` images of the folder `images`."""
+    if os.path.isdir(folder):
+        return
+    for side in ("A", "B"):
+        os.makedirs(os.path.join(folder, side))
+        for i in range(n):
+            os.symlink(os.path.join(images, f"{i:06d}.png"),
+                       os.path.join(folder, side, f"{i:06d}.png"))
+
+
 def data_report(args) -> dict:
     """The `data` section: streamed against in-memory steps/s, and memory against data size."""
     import numpy as np
@@ -506,7 +519,7 @@ def data_report(args) -> dict:
     small = data.load(folders[sizes[0]], 64)
     np.savez_compressed(sources["dcgan"]["in_memory"], x_train=small.x.uint8(slice(None)))
     os.environ["KGAN_CACHE"] = cache  # the workers': each size is packed by its first row
-    report = {"memory": {}, "speed": {}, "data_dir": args.data_dir}
+    report = {"memory": {}, "speed": {}, "read_ms_per_batch": {}, "data_dir": args.data_dir}
     for backend in BACKENDS:
         for n, folder in folders.items():
             result = run_worker(f"data_{backend}", "dcgan", DATA_STEPS["dcgan"], 1, folder)
@@ -518,6 +531,20 @@ def data_report(args) -> dict:
     for backend in BACKENDS:
         anon = [report["memory"][f"{backend}_{n}"]["peak_rss_anon_mb"] for n in sizes]
         report["memory"][f"{backend}_anon_growth_mb"] = round(anon[-1] - anon[0], 1)
+    # Image to image, on TensorFlow: A/ and B/ folders of as many images in all as the folders.
+    pairs = {n // 2: os.path.join(args.data_dir, f"pairs-{n // 2}") for n in sizes}
+    for n, folder in pairs.items():
+        _make_pairs(folder, folders[sizes[-1]], n)
+    for arch in ("pix2pix", "cyclegan"):
+        anon = []
+        for n, folder in pairs.items():
+            result = run_worker("data_tensorflow", arch, 20, 1, folder)
+            report["memory"][f"{arch}_{n}_pairs"] = {
+                key: result[key] for key in ("peak_rss_anon_mb", "first_step_seconds")}
+            anon.append(result["peak_rss_anon_mb"])
+            print(f"data memory {arch} {n} pairs: {report['memory'][f'{arch}_{n}_pairs']}",
+                  file=sys.stderr)
+        report["memory"][f"{arch}_anon_growth_mb"] = round(anon[-1] - anon[0], 1)
     for arch, modes in sources.items():
         steps = args.steps or DATA_STEPS[arch]
         for backend in BACKENDS:
@@ -533,8 +560,8 @@ def data_report(args) -> dict:
                 **{f"{mode}_steps_per_sec": round(rate, 2) for mode, rate in best.items()},
                 "ratio": round(best["streamed"] / best["in_memory"], 3),
                 "rounds": {mode: [round(r, 2) for r in rounds] for mode, rounds in rates.items()}}
-        report["speed"][f"{arch}_read_ms_per_batch"] = {
-            mode: _read_ms(dataset, 64 if arch == "dcgan" else None, ARCHS[arch])
+        report["read_ms_per_batch"][arch] = {
+            mode: _read_ms(dataset, 64 if arch == "dcgan" else None, 64)  # the runs' batch
             for mode, dataset in modes.items()}
     return report
 
@@ -735,6 +762,9 @@ def targets(report: dict) -> dict:
         for backend in BACKENDS:
             checks[f"data: {backend} dcgan RssAnon growth in MB, smallest to largest folder "
                    "< 500"] = report["data"]["memory"][f"{backend}_anon_growth_mb"]
+        for arch in ("pix2pix", "cyclegan"):
+            checks[f"data: tensorflow {arch} RssAnon growth in MB, smallest to largest A/B "
+                   "folders < 500"] = report["data"]["memory"][f"{arch}_anon_growth_mb"]
     return {name: {"value": value, "met": value < float(name.rsplit(" ", 1)[1]) if "<" in name
                    else value >= float(name.rsplit(" ", 1)[1])}
             for name, value in checks.items()}

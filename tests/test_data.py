@@ -174,7 +174,12 @@ def test_files_that_are_not_npz_archives(tmp_path):
     (tmp_path / "single.npy").rename(tmp_path / "renamed.npz")
     np.savez(tmp_path / "strings.npz", x_train=np.array([["a", "b"], ["c", "d"]]))
     (tmp_path / "photo.png").write_bytes(b"png")
+    (tmp_path / "notes.npz").write_text("x_train: see the attached photos")
+    (tmp_path / "notes.npy").write_text("x_train: see the attached photos")
     for source, message in [
+        ("notes.npy", "Cannot read {}: it is not an .npy array (numpy.save writes one)"),
+        ("notes.npz", "Cannot read {}: it is not an .npz archive (numpy.savez writes one, "
+                      "with x_train and y_train)"),
         ("renamed.npz", "Cannot read {}: it is a single .npy array, not an .npz archive "
                         "(numpy.savez writes one, with x_train and y_train)"),
         ("strings.npz", "`x_train` in {} must hold numbers. Received: dtype=<U1"),

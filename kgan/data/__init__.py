@@ -317,15 +317,21 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
     path = Path(path)
     x_key, y_key = f"x_{split}", f"y_{split}"
     try:
+        with open(path, "rb") as f:  # NumPy takes any bytes it does not know for a pickle
+            is_npy = f.read(6) == b"\x93NUMPY"
         if path.suffix == ".npy":
+            if not is_npy:
+                raise KganError(f"Cannot read {path}: it is not an .npy array (numpy.save "
+                                "writes one)")
             if split != "train":
                 raise KganError(f"An .npy file has no {split} split: {path}")
             x, y = np.load(path, mmap_mode="r", allow_pickle=False), None
         else:
+            if not zipfile.is_zipfile(path):
+                what = "it is a single .npy array, not" if is_npy else "it is not"
+                raise KganError(f"Cannot read {path}: {what} an .npz archive (numpy.savez "
+                                "writes one, with x_train and y_train)")
             archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise KganError(f"Cannot read {path}: it is a single .npy array, not an .npz "
-                                "archive (numpy.savez writes one, with x_train and y_train)")
             with archive as f:
                 if x_key not in f.files:
                     raise KganError(f"{path} has no `{x_key}` array (found: "

@@ -230,10 +230,11 @@ def kgan_train(args) -> dict:
 MEMORY_EPOCHS, MEMORY_STEPS = 50, 100
 
 
-def _rss_mb() -> float:
-    """This process's resident memory now (not its peak), from /proc."""
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc (VmRSS: resident now; VmHWM: its peak;
+    RssAnon: anonymous memory now), in MB."""
     with open("/proc/self/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        kib = next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
     return round(kib / 1024, 1)
 
 
@@ -250,7 +251,7 @@ def memory(args) -> dict:
             self.mb = []
 
         def on_epoch_end(self, epoch, logs=None):  # after the run's own epoch-end callbacks
-            self.mb.append(_rss_mb())
+            self.mb.append(_status_mb("VmRSS"))
 
     resident = Resident()
     config = dataclasses.replace(_config("mlp", args), epochs=MEMORY_EPOCHS,
@@ -417,12 +418,6 @@ def _forward_backward(backend, layer, x):
 
 
 DATA_STEPS = {"mlp": 200, "dcgan": 10}  # steps per timed epoch of the data rows
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-    return round(kib / 1024, 1)
 
 
 def data_train(args) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from kgan import runs
-from kgan.config import BUILTIN_DATASETS, CROPS, MAX_CLASSES
+from kgan.config import BUILTIN_DATASETS, CROPS, MAX_CLASSES, one_of
 from kgan.data import pack as pack_lib
 from kgan.data import sources
 from kgan.data.sources import IMAGE_SUFFIXES, eight_bit, resize_pil
@@ -154,9 +154,7 @@ def load(source: str, image_size: int | None = None, split: str = "train",
         >>> data.x.shape
         (60000, 28, 28, 1)
     """
-    if crop not in CROPS:
-        raise KganError(f"Unknown crop {crop!r}. Valid values: {', '.join(CROPS)}. "
-                        f"Received: crop={crop}")
+    one_of(CROPS)("crop", crop)
     rows = classes = None
     if source in BUILTIN_DATASETS:
         x, y = _load_builtin(source, split)
@@ -535,9 +533,10 @@ def load_pairs(source: str, image_size: int | None = None, split: str = "train",
     else:
         path = Path(source).expanduser()
         if path.is_dir():
-            a, b = _pair_folders(path, split, paired, image_size, progress)
+            side_a, side_b = _pair_folders(path, split, paired, image_size, progress)
+            a, b, digest = side_a.x, side_b.x, f"{side_a.key}+{side_b.key}"
         elif path.suffix == ".npz" and path.is_file():
-            a, b = _pair_npz(path, split, paired)
+            (a, b), digest = _pair_npz(path, split, paired), key(source)
         elif path.exists():
             raise KganError(f"Dataset {source} is a file, but not an .npz: give a folder with "
                             "A/ and B/, or an .npz file with x_a and x_b")
@@ -546,7 +545,7 @@ def load_pairs(source: str, image_size: int | None = None, split: str = "train",
                             f"with A/ and B/, an .npz with x_a and x_b, or one of "
                             f"{', '.join('fashion_mnist:' + d for d in DEMOS)})")
         pairs = Pairs(_slug(path.stem if path.is_file() else path.resolve().name), a, b, paired,
-                      key=key(source))
+                      key=digest)
     if image_size is not None:  # arrays (folders are read at that size)
         pairs.a, pairs.b = (side if side.shape[1:3] == (image_size, image_size)
                             else _resize_batch(side, image_size) for side in (pairs.a, pairs.b))
@@ -590,7 +589,7 @@ def _demo(source: str, split: str) -> Pairs:
 
 
 def _pair_folders(root: Path, split: str, paired: bool, image_size: int | None,
-                  progress) -> tuple[Images, Images]:
+                  progress) -> tuple[Dataset, Dataset]:
     """A/ and B/ of `root` (or of `root/test`), each packed and read by index like any folder
     (`load`). Paired sides hold files of the same relative paths, which sort alike."""
     base = root if split == "train" else root / split
@@ -627,8 +626,7 @@ def _pair_folders(root: Path, split: str, paired: bool, image_size: int | None,
             raise KganError(f"Images of {root} are {height}x{width}: image-to-image runs need "
                             "square sides divisible by 4 (resize with --image-size, e.g. 32)")
         image_size = width
-    return tuple(load(str(side), image_size, crop="none", progress=progress).x
-                 for side in sides)
+    return tuple(load(str(side), image_size, crop="none", progress=progress) for side in sides)
 
 
 def _header_size(path: Path) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from kgan import checkpoint, draw, evaluate, health, images, plots, runs, tensorboard
+from kgan import checkpoint, draw, evaluate, health, images, losses, plots, runs, tensorboard
 
 WATCHED = ("d_loss", "g_loss")
 
@@ -201,7 +201,8 @@ class Watchdog(_RunCallback):
 
     def on_train_begin(self, logs=None):
         # From the log on disk: a resumed or recovered run judges against the epochs it kept.
-        self.dog = health.Watchdog(self.loss, runs.read_metrics(self.run_dir)[0])
+        self.dog = health.Watchdog(losses.get(self.loss).bounded,
+                                  runs.read_metrics(self.run_dir)[0])
 
     def on_epoch_end(self, epoch, logs=None):
         self.last = None

@@ -1,4 +1,5 @@
-"""`GAN`: a `keras.Model` that trains a generator against a discriminator."""
+"""`GAN`: a `keras.Model` that trains a generator from noise against a discriminator; its
+training step is written once, over the backend's primitives (`kgan.trainers`)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import contextlib
 import keras
 from keras import ops
 
-from kgan import augment, losses, models
+from kgan import augment, models
+from kgan.adversarial import Adversarial
 from kgan.labels import labels_for
-from kgan.trainers import GANTrainer
-
-SEED_STATE_KEY = "seed_generator_state"
 
 
 @keras.saving.register_keras_serializable(package="kgan")
-class GAN(GANTrainer, keras.Model):
+class GAN(Adversarial):
     """A generator and a discriminator trained adversarially with `fit()`.
 
     One training step: `d_steps` discriminator updates, each on a real batch and a batch of
@@ -23,9 +22,9 @@ class GAN(GANTrainer, keras.Model):
     those fakes. G's forward pass is made once and kept for its update (as in PyTorch's DCGAN
     example), not made again from new noise: a step runs G's forward pass once, not twice.
 
-    The backend-specific `train_step` comes from `kgan.trainers`; this class holds the models,
-    the two optimizers, the loss, the metrics and the noise `SeedGenerator`, and saves all of
-    them (the seed state included) so that a resumed run continues exactly.
+    `step` is backend-neutral: the backend's `kgan.trainers.Trainer` supplies the gradient
+    plumbing it calls. `Adversarial` holds the two optimizers and the noise `SeedGenerator`
+    and saves them with the model, so that a resumed run continues exactly.
 
     Args:
         generator: model mapping `z` of shape `(latent_dim,)` to images.
@@ -46,16 +45,17 @@ class GAN(GANTrainer, keras.Model):
         >>> gan.fit(dataset, epochs=10)
     """
 
+    MODELS = ("generator", "discriminator")
+
     def __init__(self, generator, discriminator, latent_dim, seed=None, num_classes=None,
                  ema=None, ema_start=0, ada_target=None, ada_kimg=100, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.generators, self.discriminators = [generator], [discriminator]
         self.latent_dim = int(latent_dim)
-        self.seed = seed
         self.num_classes = num_classes
         self.ema, self.ema_start = ema, int(ema_start)
-        self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         # The average of every generator weight, BatchNorm statistics included. Each replica
         # computes the same update from its identical weights, so the first one's is kept.
         self.ema_weights = [] if ema is None else [
@@ -92,35 +92,51 @@ class GAN(GANTrainer, keras.Model):
             augment: DiffAugment policies applied to D's inputs (`kgan.augment`).
             **kwargs: passed to `keras.Model.compile` (`jit_compile`, `steps_per_execution`).
         """
-        super().compile(optimizer=None, **kwargs)
-        self.loss_fn = losses.get(loss)
-        self.gan_loss = loss
         self.d_steps = int(d_steps)
         self.gp_weight = float(gp_weight)
         self.r1, self.r1_every = float(r1), int(r1_every)
         self.augment = tuple(augment)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        # Build the slots now: a checkpoint's optimizer state can only be loaded into built
-        # optimizers (an unbuilt Adam would silently restart from zero on resume).
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-        if hasattr(self, "threaded_optimizer"):  # JAX: fit() threads only `self.optimizer`
-            self.optimizer = self.threaded_optimizer()
+        super().compile(d_optimizer, g_optimizer, loss, **kwargs)
 
-    @property
-    def steps(self) -> int:
-        """Generator updates trained so far (also under a distribution strategy)."""
-        return int(ops.convert_to_numpy(self.g_optimizer.iterations))
+    def compile_options(self):
+        return {"d_steps": self.d_steps, "gp_weight": self.gp_weight, "r1": self.r1,
+                "r1_every": self.r1_every, "augment": list(self.augment)}
+
+    def step(self, real, labels=None):
+        """One training step on a batch of `real` images (and their `labels`, conditional)."""
+        n = ops.shape(real)[0]
+        D, G = self.discriminator, self.generator
+        for i in range(self.d_steps):
+            z, fake_labels = self.replica_draw(self.training_inputs, n)
+            # G's pass, kept for G's update (the last D step's); D sees the fakes as constants.
+            fake, kept = self.forward(lambda z=z, y=fake_labels: self.run(G, self.g_inputs(z, y)),
+                                      self.g_variables, keep=i == self.d_steps - 1)
+            real_in = self.d_inputs(real, labels, self.replica_draw(self.augment_params, n))
+            fake_in = self.d_inputs(ops.stop_gradient(fake), fake_labels,
+                                    self.replica_draw(self.augment_params, n))
+            alpha = self.replica_draw(lambda n: self.interpolation_weights(n, len(real.shape)), n)
+
+            def d_loss_fn(real_in=real_in, fake_in=fake_in, alpha=alpha):
+                real_logits, fake_logits = self.run(D, real_in), self.run(D, fake_in)
+                return (self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha),
+                        (real_logits, fake_logits))
+
+            d_loss, (real_logits, fake_logits) = self.minimize(self.d_optimizer,
+                                                               self.d_variables, d_loss_fn)
+        params = self.replica_draw(self.augment_params, n)
+        g_loss, _ = self.minimize_through(kept, fake, self.g_optimizer, self.g_variables,
+                                          lambda fake: (self.loss_fn.g_loss(self.run(
+                                              D, self.d_inputs(fake, fake_labels, params))), ()))
+        self.update_ema()
+        return self.update_metrics(d_loss, g_loss, real_logits, fake_logits)
 
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker,
                 self.r_t_tracker]
 
-    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits, replicas=1):
-        """Updates the trackers (and ADA's p) and returns the logs of one step (called by the
-        trainers; `replicas`: how many run this step, each on its share of the batch)."""
+    def update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
+        """Updates the trackers (and ADA's p) and returns the logs of one step."""
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         self.d_real_tracker.update_state(ops.mean(real_logits))
@@ -130,7 +146,7 @@ class GAN(GANTrainer, keras.Model):
         logs = {m.name: m.result() for m in self.metrics}
         if self.ada_p is not None:
             # StyleGAN2-ADA adjusts every 4 steps from their r_t; here every step from its own.
-            images = ops.cast(ops.shape(real_logits)[0] * replicas, "float32")
+            images = ops.cast(ops.shape(real_logits)[0] * self.replicas, "float32")
             step = ops.sign(r_t - self.ada_target) * images / (self.ada_kimg * 1000.0)
             self.ada_p.assign(ops.clip(self.ada_p + step, 0.0, 1.0))
             logs["ada_p"] = ops.convert_to_tensor(self.ada_p)
@@ -152,8 +168,8 @@ class GAN(GANTrainer, keras.Model):
 
     def interpolation_weights(self, n, ndim=4):
         """U(0, 1) for `n` samples, shaped to broadcast over a batch of rank `ndim`: the
-        gradient penalty's mix of real and fake (None without `wgan-gp`)."""
-        if self.gan_loss != "wgan-gp":
+        penalty's mix of real and fake (None for a loss without `interpolates`)."""
+        if not self.loss_fn.interpolates:
             return None
         return keras.random.uniform((n,) + (1,) * (ndim - 1), seed=self.seed_generator)
 
@@ -186,33 +202,32 @@ class GAN(GANTrainer, keras.Model):
             inputs.append(ops.full((ops.shape(z)[0],), truncation, "float32"))
         return inputs[0] if len(inputs) == 1 else inputs
 
-    def d_loss(self, real_in, fake_in, real_logits, fake_logits, alpha, squared_grad_norms):
-        """D's loss: the adversarial loss, `wgan-gp`'s gradient penalty and lazy R1.
+    def d_loss(self, real_in, fake_in, real_logits, fake_logits, alpha):
+        """D's loss: the adversarial loss, its own penalty (`wgan-gp`'s) and lazy R1.
 
-        The penalties need gradients of D with respect to its input, which each backend takes
-        its own way: `squared_grad_norms(images, rest)` returns ||grad_x D([x, *rest])||^2 per
-        image (float32, differentiable), from the trainer. `alpha` mixes real and fake for the
-        gradient penalty (`interpolation_weights`).
+        The penalties need ||grad_x D(x)||^2 per image, which the backend's trainer computes
+        (`squared_grad_norms`). `alpha` mixes real and fake for a penalty on interpolates
+        (`interpolation_weights`).
         """
         loss = self.loss_fn.d_loss(real_logits, fake_logits)
-        if self.gan_loss == "wgan-gp":
-            # Gulrajani et al. 2017: (||grad D|| - 1)^2 on random interpolates of real and
-            # fake; a conditional D scores the mix with the real images' labels.
+        if self.loss_fn.penalty is not None:
+            # A conditional D scores the mix of real and fake with the real images' labels.
             (real, rest), fake = self.split_d_inputs(real_in), self.split_d_inputs(fake_in)[0]
-            norms = ops.sqrt(squared_grad_norms(real + alpha * (fake - real), rest) + 1e-12)
-            loss = loss + self.gp_weight * ops.mean(ops.square(norms - 1.0))
+            norms = self.squared_grad_norms(self.discriminator, real + alpha * (fake - real),
+                                            rest)
+            loss = loss + self.gp_weight * self.loss_fn.penalty(norms)
         if self.r1:
             # Lazy (StyleGAN2): only every `r1_every`-th D step, weighted up by `r1_every`.
             loss = loss + ops.cond(
                 self.d_optimizer.iterations % self.r1_every == 0,
-                lambda: 0.5 * self.r1 * self.r1_every * ops.mean(
-                    squared_grad_norms(*self.split_d_inputs(real_in))),
+                lambda: 0.5 * self.r1 * self.r1_every * self.r1_penalty(real_in),
                 lambda: ops.zeros((), "float32"))
         return loss
 
     def r1_penalty(self, d_inputs):
         """Mescheder et al. 2018: E ||grad_x D(x)||^2 over the (real) images x of `d_inputs`."""
-        return ops.mean(self.squared_grad_norms(*self.split_d_inputs(d_inputs)))
+        return ops.mean(self.squared_grad_norms(self.discriminator,
+                                                *self.split_d_inputs(d_inputs)))
 
     def update_ema(self):
         """After a generator update: average <- d * average + (1 - d) * weights, where d is
@@ -221,7 +236,7 @@ class GAN(GANTrainer, keras.Model):
             return
         decay = ops.cast(self.g_optimizer.iterations > self.ema_start, "float32") * self.ema
         for average, weight in zip(self.ema_weights, self.generator.weights, strict=True):
-            average.assign(decay * average + (1.0 - decay) * weight)
+            average.assign(decay * average + (1.0 - decay) * ops.stop_gradient(weight))
 
     @contextlib.contextmanager
     def averaged_generator(self):
@@ -261,60 +276,15 @@ class GAN(GANTrainer, keras.Model):
         labels = labels_for(n, self.num_classes, labels)
         return None if labels is None else ops.convert_to_tensor(labels)
 
-    # Serialization: sub-models in get_config, both optimizers in the compile config, the
-    # noise state beside the GAN's own variables (the generator's moving average, if any).
+    # Serialization (`Adversarial`): the GAN's own variables are the moving average and ADA's p.
 
     def get_config(self):
         return {
             **super().get_config(),
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim,
-            "seed": self.seed,
             "num_classes": self.num_classes,
             "ema": self.ema,
             "ema_start": self.ema_start,
             "ada_target": self.ada_target,
             "ada_kimg": self.ada_kimg,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
-
-    def get_compile_config(self):
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "loss": self.gan_loss,
-            "d_steps": self.d_steps,
-            "gp_weight": self.gp_weight,
-            "r1": self.r1,
-            "r1_every": self.r1_every,
-            "augment": list(self.augment),
-            "jit_compile": self.jit_compile,
-            "steps_per_execution": self.steps_per_execution,
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("d_optimizer", "g_optimizer"):
-            config[key] = keras.optimizers.deserialize(config[key])
-        self.compile(**config)
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)  # the generator's moving average, if any
-        store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
-
-    def load_own_variables(self, store):
-        # The GAN's own variables are the moving average and ADA's p, in that order (its
-        # sub-models hold the rest).
-        for i, average in enumerate(self.ema_weights):
-            average.assign(store[str(i)])
-        if self.ada_p is not None and str(len(self.ema_weights)) in store:
-            self.ada_p.assign(store[str(len(self.ema_weights))])
-        if SEED_STATE_KEY in store:
-            self.seed_generator.state.assign(store[SEED_STATE_KEY])

@@ -51,14 +51,14 @@ class Watchdog:
     """Judges each epoch against the run's earlier ones.
 
     Args:
-        loss: the run's adversarial loss (`wgan-gp` has no "D wins" level: its loss is
-            unbounded below).
+        bounded: the run's D loss has a floor (`kgan.losses.GANLoss.bounded`); an unbounded
+            one (`wgan-gp`'s critic) has no "D wins" level and no ceiling.
         history: the run's earlier epoch records from `metrics.jsonl` (those with a `health`
             field carry the diversity and coverage seen then).
     """
 
-    def __init__(self, loss: str, history: list[dict] = ()):
-        self.loss = loss
+    def __init__(self, bounded: bool = True, history: list[dict] = ()):
+        self.bounded = bounded
         self.history = [r for r in history if "source" not in r and "d_loss" in r]
 
     def check(self, record: dict, finite_weights: bool = True, spread: float | None = None,
@@ -116,10 +116,10 @@ class Watchdog:
     def _divergence(self, losses: dict) -> list[str]:
         alarms = []
         recent = self.history[-(CLIMB_EPOCHS - 1):] if CLIMB_EPOCHS > 1 else []
-        if self.loss != "wgan-gp":
+        if self.bounded:
             alarms += [f"{key} {value:.4g} is beyond {LOSS_CEILING:g}: the logits have blown up"
                        for key, value in losses.items() if abs(value) > LOSS_CEILING]
-        if (self.loss != "wgan-gp" and len(recent) == CLIMB_EPOCHS - 1 and "d_loss" in losses
+        if (self.bounded and len(recent) == CLIMB_EPOCHS - 1 and "d_loss" in losses
                 and "g_loss" in losses):
             d = [float(r["d_loss"]) for r in recent] + [losses["d_loss"]]
             g = [float(r["g_loss"]) for r in recent] + [losses["g_loss"]]

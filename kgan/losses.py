@@ -1,8 +1,8 @@
 """Adversarial losses: pure functions of discriminator logits, looked up by name.
 
-Each entry is a pair `(d_loss(real_logits, fake_logits), g_loss(fake_logits))` written with
-`keras.ops`, so every backend uses the same formulas. `wgan-gp`'s gradient penalty needs
-gradients of D and so lives in the trainers; here it is the plain Wasserstein critic loss.
+Each entry is `(d_loss(real_logits, fake_logits), g_loss(fake_logits))` written with
+`keras.ops`, so every backend uses the same formulas, and the loss's own penalty (`wgan-gp`'s)
+as a function of the squared input-gradient norms that the backend's trainer computes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ from kgan.errors import KganError
 class GANLoss(NamedTuple):
     d_loss: Callable  # (real_logits, fake_logits) -> scalar
     g_loss: Callable  # (fake_logits) -> scalar
+    # (||grad_x D(x)||^2 per image, x interpolating real and fake) -> scalar, or None
+    penalty: Callable | None = None
+    bounded: bool = True  # D's loss has a floor (0 or so): a D that wins sits near it
+
+    @property
+    def interpolates(self) -> bool:
+        """D's penalty is taken on random mixes of real and fake images."""
+        return self.penalty is not None
 
 
 def bce_d(real, fake):
@@ -56,6 +64,11 @@ def wasserstein_d(real, fake):
     return ops.mean(fake) - ops.mean(real)
 
 
+def gradient_penalty(squared_norms):
+    """(||grad D|| - 1)^2 on interpolates of real and fake (Gulrajani et al. 2017)."""
+    return ops.mean(ops.square(ops.sqrt(squared_norms + 1e-12) - 1.0))
+
+
 def wasserstein_g(fake):
     """g = -fake (used by both `hinge` and `wgan-gp`)."""
     return -ops.mean(fake)
@@ -66,7 +79,7 @@ _LOSSES = {
     "minimax": GANLoss(bce_d, minimax_g),
     "lsgan": GANLoss(lsgan_d, lsgan_g),
     "hinge": GANLoss(hinge_d, wasserstein_g),
-    "wgan-gp": GANLoss(wasserstein_d, wasserstein_g),
+    "wgan-gp": GANLoss(wasserstein_d, wasserstein_g, gradient_penalty, bounded=False),
 }
 assert tuple(_LOSSES) == LOSSES
 

@@ -1,10 +1,10 @@
 """Image-to-image translation: `Pix2Pix` (paired) and `CycleGAN` (unpaired) as `keras.Model`s.
 
-Each family writes its training step once, with `keras.ops`; the backend's gradient plumbing
-is `minimize(optimizer, variables, loss_fn)` from `kgan.trainers`. Both keep the GAN's habits:
-two optimizers (all generators, all discriminators) built at compile time, a `SeedGenerator`
-for their randomness (jitter, dropout draws its own), and everything saved with the model, so
-a resumed run continues exactly.
+Each writes its training step once, with `keras.ops`, over the backend's gradient plumbing
+(`minimize` of `kgan.trainers.Trainer`). `kgan.adversarial.Adversarial` holds the two
+optimizers (all generators, all discriminators), the `SeedGenerator` of their randomness
+(jitter, pools; dropout draws its own) and saves everything with the model, so a resumed run
+continues exactly.
 
 Both update the generators first and then the discriminators on the same generated batch (as
 the papers' reference code does), which takes one generator pass per step instead of two.
@@ -12,15 +12,11 @@ the papers' reference code does), which takes one generator pass per step instea
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 from keras import ops
 
-from kgan import losses
-from kgan.trainers import TranslationTrainer
+from kgan.adversarial import Adversarial
 
-SEED_STATE_KEY = "seed_generator_state"
 JITTER_SCALE = 286 / 256  # the papers resize 256 -> 286 and crop 256 back
 
 
@@ -41,47 +37,19 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "decay_steps": self.decay_steps}
 
 
-class Translator(TranslationTrainer, keras.Model):
-    """What `Pix2Pix` and `CycleGAN` share: optimizers, loss, jitter, logs and serialization.
+class Translator(Adversarial):
+    """What `Pix2Pix` and `CycleGAN` share: jitter and logs.
 
     Subclasses set `generators` and `discriminators` (lists of models), `LOGS` (the names of
     their step's logs) and write `step(a, b)` and `translate(images, direction)`.
     """
 
     LOGS: tuple[str, ...] = ()
-    num_classes = None  # no labels (callbacks and the CLI ask)
-    epoch_steps = None
 
     def __init__(self, seed=None, jitter=False, **kwargs):
-        super().__init__(**kwargs)
-        self.seed, self.jitter = seed, bool(jitter)
-        self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
+        super().__init__(seed=seed, **kwargs)
+        self.jitter = bool(jitter)
         self.trackers = [keras.metrics.Mean(name=name) for name in self.LOGS]
-
-    def compile(self, d_optimizer, g_optimizer, loss="bce", **kwargs):
-        """Sets the optimizers of all discriminators and all generators, and the GAN loss."""
-        super().compile(optimizer=None, **kwargs)
-        self.gan_loss, self.loss_fn = loss, losses.get(loss)
-        self.d_optimizer = keras.optimizers.get(d_optimizer)
-        self.g_optimizer = keras.optimizers.get(g_optimizer)
-        # Built now: a checkpoint's optimizer state loads only into built optimizers.
-        self.d_optimizer.build(self.d_variables)
-        self.g_optimizer.build(self.g_variables)
-        if hasattr(self, "threaded_optimizer"):  # JAX: fit() threads only `self.optimizer`
-            self.optimizer = self.threaded_optimizer()
-
-    @property
-    def d_variables(self):
-        return [v for model in self.discriminators for v in model.trainable_variables]
-
-    @property
-    def g_variables(self):
-        return [v for model in self.generators for v in model.trainable_variables]
-
-    @property
-    def steps(self) -> int:
-        """Generator updates trained so far."""
-        return int(ops.convert_to_numpy(self.g_optimizer.iterations))
 
     @property
     def metrics(self):
@@ -91,10 +59,6 @@ class Translator(TranslationTrainer, keras.Model):
         for tracker in self.trackers:
             tracker.update_state(values[tracker.name])
         return {tracker.name: tracker.result() for tracker in self.trackers}
-
-    @contextlib.contextmanager
-    def averaged_generator(self):
-        yield  # no moving average: the callbacks' drawing works the same for both families
 
     def jittered(self, *batches):
         """The papers' jitter: resize up by 286/256, crop back at a random place and mirror at
@@ -117,55 +81,8 @@ class Translator(TranslationTrainer, keras.Model):
     def call(self, images, training=False):
         return self.translate(images)
 
-    # Serialization: sub-models in get_config, both optimizers in the compile config, the
-    # SeedGenerator's state beside the model's own variables (CycleGAN's history pools).
-
-    def get_compile_config(self):
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "loss": self.gan_loss,
-            "jit_compile": self.jit_compile,
-            "steps_per_execution": self.steps_per_execution,
-        }
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("d_optimizer", "g_optimizer"):
-            config[key] = keras.optimizers.deserialize(config[key])
-        self.compile(**config)
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in cls.MODELS:
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
-
     def get_config(self):
-        return {**super().get_config(), "seed": self.seed, "jitter": self.jitter,
-                **{key: keras.saving.serialize_keras_object(getattr(self, key))
-                   for key in self.MODELS}}
-
-    @property
-    def dropout_seeds(self) -> list:
-        """The state of each Dropout layer's own SeedGenerator (pix2pix's U-Net): a Keras
-        checkpoint leaves it out, and a resumed run would draw its first masks again."""
-        return [layer.seed_generator.state for model in self.generators
-                for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store[SEED_STATE_KEY] = ops.convert_to_numpy(self.seed_generator.state)
-        for i, state in enumerate(self.dropout_seeds):
-            store[f"dropout_seed_{i}"] = ops.convert_to_numpy(state)
-
-    def load_own_variables(self, store):
-        for i, variable in enumerate(self._trainable_variables + self._non_trainable_variables):
-            variable.assign(store[str(i)])
-        self.seed_generator.state.assign(store[SEED_STATE_KEY])
-        for i, state in enumerate(self.dropout_seeds):
-            state.assign(store[f"dropout_seed_{i}"])
+        return {**super().get_config(), "jitter": self.jitter}
 
 
 @keras.saving.register_keras_serializable(package="kgan")

@@ -1,4 +1,5 @@
-"""TensorFlow: the adversarial `train_step` (GradientTape) and the `tf.data` input pipeline."""
+"""TensorFlow: gradient plumbing (GradientTape) for the adversarial step, and the `tf.data`
+input pipeline."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import tensorflow as tf
 from keras import ops
 
 
-class GANTrainer:
-    """Mixed into `kgan.GAN` on the TensorFlow backend (the Keras trainer picks the rest)."""
+class Trainer:
+    """Mixed into `kgan.adversarial.Adversarial` on TensorFlow: `train_step` runs the model's
+    backend-neutral `step(x, y)`, which updates through `minimize` and `minimize_through`."""
 
     epoch_steps = None  # steps per epoch, set by kgan's training loop for fused steps
 
@@ -45,53 +47,52 @@ class GANTrainer:
 
     def train_step(self, data):
         # Under tf.distribute this runs once per replica, on its share of the global batch.
-        # The optimizers sum the replicas' gradients, so each replica's mean losses are divided
-        # by the number of replicas (Keras' loss objects do the same; these means are our own).
-        real, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels: conditional
-        batch_size = tf.shape(real)[0]
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        d_vars = self.discriminator.trainable_variables
-        g_vars = self.generator.trainable_variables
-
-        for _ in range(self.d_steps):
-            # G's pass is recorded on a tape of its own, for G's update (the last D step's:
-            # see `GAN`); D's tape sees the fakes as constants.
-            z, fake_labels = self._share(self.training_inputs, batch_size)
-            g_tape = tf.GradientTape()
-            with g_tape:
-                fake = self.generator(self.g_inputs(z, fake_labels), training=True)
-            real_in = self._augmented(real, labels)
-            fake_in = self._augmented(fake, fake_labels)
-            alpha = self._share(lambda n: self.interpolation_weights(n, real.shape.rank),
-                                batch_size)
-            with tf.GradientTape() as tape:
-                real_logits = self.discriminator(real_in, training=True)
-                fake_logits = self.discriminator(fake_in, training=True)
-                d_loss = self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha,
-                                     self.squared_grad_norms)
-                scaled = self.d_optimizer.scale_loss(d_loss / replicas)  # mixed_float16
-            d_grads = tape.gradient(scaled, d_vars)
-            self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
-
-        params = self._share(self.augment_params, batch_size)
-        with g_tape:  # the updated D on the last D step's fakes
-            g_loss = self.loss_fn.g_loss(
-                self.discriminator(self.d_inputs(fake, fake_labels, params), training=True))
-            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(scaled, g_vars), g_vars,
-                                             strict=True))
-        self.update_ema()
-
-        logs = self.update_metrics(d_loss, g_loss, real_logits, fake_logits, replicas)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        logs = self.step(x, y)
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras averages multi-worker logs along axis 0, which a scalar does not have.
             logs = {name: value[None] for name, value in logs.items()}
         return logs
 
-    def _augmented(self, images, labels):
-        return self.d_inputs(images, labels, self._share(self.augment_params, tf.shape(images)[0]))
+    @property
+    def replicas(self) -> int:
+        """Replicas that run this step, each on its share of the global batch."""
+        return tf.distribute.get_strategy().num_replicas_in_sync
 
-    def _share(self, draw, n):
+    def run(self, model, inputs):
+        """`model(inputs)` in training mode."""
+        return model(inputs, training=True)
+
+    def forward(self, fn, variables, keep=True):
+        """`fn()`, recorded for `minimize_through` with respect to `variables`."""
+        tape = tf.GradientTape()
+        with tape:
+            outputs = fn()
+        return outputs, tape
+
+    def minimize(self, optimizer, variables, loss_fn):
+        """Runs `loss_fn() -> (loss, aux)` under a tape and applies the gradient of `loss` to
+        `variables` with `optimizer`; returns `(loss, aux)`.
+
+        The optimizers sum the replicas' gradients, so each replica's mean loss is divided by
+        the number of replicas (Keras' loss objects do the same; these means are our own).
+        """
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+            scaled = optimizer.scale_loss(loss / self.replicas)  # mixed_float16
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables, strict=True))
+        return loss, aux
+
+    def minimize_through(self, kept, outputs, optimizer, variables, loss_fn):
+        """`minimize` of `loss_fn(outputs)`, where `outputs` and `kept` came from `forward`:
+        the gradient reaches `variables` through that recorded pass, which is not run again."""
+        with kept:
+            loss, aux = loss_fn(outputs)
+            scaled = optimizer.scale_loss(loss / self.replicas)
+        optimizer.apply_gradients(zip(kept.gradient(scaled, variables), variables, strict=True))
+        return loss, aux
+
+    def replica_draw(self, draw, n):
         """`draw(n)` on one device; on N replicas, this replica's n rows of `draw(N * n)`.
 
         Every replica draws the whole global batch's randomness from the same (mirrored) seed
@@ -105,31 +106,15 @@ class GANTrainer:
         return tf.nest.map_structure(lambda t: None if t is None else t[start : start + n],
                                      draw(n * context.num_replicas_in_sync))
 
-    def squared_grad_norms(self, images, rest):
-        """||grad_x D(x)||^2 per image, float32 (also under mixed policies), differentiable."""
+    def squared_grad_norms(self, model, images, rest):
+        """||grad_x model([x, *rest])||^2 per image, float32 (also under mixed policies),
+        differentiable."""
         images, rest = tf.convert_to_tensor(images), [tf.convert_to_tensor(t) for t in rest]
         with tf.GradientTape() as tape:
             tape.watch(images)
-            logits = self.discriminator([images, *rest] if rest else images, training=True)
+            logits = model([images, *rest] if rest else images, training=True)
         grads = tf.cast(tape.gradient(logits, images), tf.float32)
         return ops.sum(ops.square(grads), axis=tuple(range(1, len(images.shape))))
-
-
-class TranslationTrainer:
-    """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`,
-    which updates through `minimize`."""
-
-    def train_step(self, data):
-        a, b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.step(a, b)
-
-    def minimize(self, optimizer, variables, loss_fn):
-        """Runs `loss_fn() -> (loss, aux)` under a tape and applies the gradient of `loss` to
-        `variables` with `optimizer`; returns `(loss, aux)`."""
-        with tf.GradientTape() as tape:
-            loss, aux = loss_fn()
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-        return loss, aux
 
 
 def make_dataset(
@@ -170,7 +155,7 @@ def worker_batches(arrays, batch_size, seed, steps_per_epoch, first_epoch, last_
                    ) -> tf.data.Dataset:
     """`make_dataset`'s batches; with an input `context` of N workers, this worker's rows of
     each global batch only: the i-th N-th, split into one batch per local replica, so replica r
-    of the cluster trains on the rows one device would give it (and draws them, `_share`)."""
+    of the cluster trains on the rows one device would give it (`Trainer.replica_draw`)."""
     sizes = [len(arrays[0] if paired else array) for array in arrays]
     dtypes = [tf.as_dtype(array.dtype) for array in arrays]
     workers = context.num_input_pipelines if context else 1

@@ -1,8 +1,9 @@
-"""PyTorch: the adversarial `train_step` with autograd (Keras' torch trainer runs the rest).
+"""PyTorch: gradient plumbing (autograd) for the adversarial step; Keras' torch trainer runs the
+rest.
 
 Keras' `SpectralNormalization` assigns its normalized kernel in `call()`, in place, which torch
 cannot allow between a forward pass and its backward pass. So here the kernels are normalized
-once before each update's forward passes (`_normalize_d`), and D then runs with
+once before each update's forward passes (`Trainer._normalize`), and D then runs with
 `training=False`, which uses them as they are (D has no other layer that `training` changes).
 """
 
@@ -19,72 +20,71 @@ from keras.src.backend.torch.optimizers import torch_adam  # the class Keras' to
 
 from kgan.trainers.numpy_data import make_dataset
 
-__all__ = ["GANTrainer", "TranslationTrainer", "make_dataset"]
+__all__ = ["Trainer", "make_dataset"]
 
 
-class GANTrainer:
-    """Mixed into `kgan.GAN` on the PyTorch backend."""
+class Trainer:
+    """Mixed into `kgan.adversarial.Adversarial` on PyTorch: `train_step` runs the model's
+    backend-neutral `step(x, y)`, which updates through `minimize` and `minimize_through`."""
+
+    replicas = 1
 
     def train_step(self, data):
-        real, labels, _ = keras.utils.unpack_x_y_sample_weight(data)  # labels: conditional
-        real = ops.convert_to_tensor(real)
-        labels = None if labels is None else ops.convert_to_tensor(labels)
-        batch_size = ops.shape(real)[0]
-        d_vars = self.discriminator.trainable_variables
-        g_vars = self.generator.trainable_variables
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.step(ops.convert_to_tensor(x), None if y is None else ops.convert_to_tensor(y))
 
-        for step in range(self.d_steps):
-            z, fake_labels = self.training_inputs(batch_size)
-            # G's graph is kept for G's update, from the last D step's fakes (see `GAN`).
-            with contextlib.nullcontext() if step == self.d_steps - 1 else torch.no_grad():
-                fake = _call(self.generator, self.g_inputs(z, fake_labels), training=True)
-            real_in = self.d_inputs(real, labels, self.augment_params(batch_size))
-            fake_in = self.d_inputs(fake.detach(), fake_labels, self.augment_params(batch_size))
-            self._normalize_d()
-            real_logits = self._discriminate(real_in)
-            fake_logits = self._discriminate(fake_in)
-            alpha = self.interpolation_weights(batch_size, real.ndim)
-            d_loss = self.d_loss(real_in, fake_in, real_logits, fake_logits, alpha,
-                                 self.squared_grad_norms)
-            self.zero_grad()
-            d_loss.backward()
-            _update(self.d_optimizer, d_vars)
+    def run(self, model, inputs):
+        """`model(inputs)` in training mode, each layer by its own `call()` (`_call`); a model
+        with spectrally normalized layers uses the kernels `_normalize` set (see the module)."""
+        return _call(model, inputs, training=not self._spectral_layers(model))
 
-        self.zero_grad()
-        params = self.augment_params(batch_size)
-        self._normalize_d()
-        g_loss = self.loss_fn.g_loss(self._discriminate(self.d_inputs(fake, fake_labels, params)))
-        g_loss.backward()
-        _update(self.g_optimizer, g_vars)
+    def replica_draw(self, draw, n):
+        return draw(n)
+
+    def forward(self, fn, variables, keep=True):
+        """`fn()`, its graph kept for `minimize_through` only with `keep`."""
+        with contextlib.nullcontext() if keep else torch.no_grad():
+            return fn(), None
+
+    def minimize(self, optimizer, variables, loss_fn):
+        """Runs `loss_fn() -> (loss, aux)`, backpropagates `loss` and applies its gradient to
+        `variables` with `optimizer`; returns `(loss, aux)`, detached."""
+        self.zero_grad()  # also the gradients an earlier update left on other models
+        self._normalize()
+        loss, aux = loss_fn()
+        loss.backward()
+        _update(optimizer, variables)
+        return loss.detach(), keras.tree.map_structure(lambda t: t.detach(), aux)
+
+    def minimize_through(self, kept, outputs, optimizer, variables, loss_fn):
+        """`minimize` of `loss_fn(outputs)`, where `outputs` came from `forward` with their
+        graph: the gradient reaches `variables` through it, not run again."""
+        return self.minimize(optimizer, variables, lambda: loss_fn(outputs))
+
+    def squared_grad_norms(self, model, images, rest):
+        """||grad_x model([x, *rest])||^2 per image, differentiable."""
+        images = ops.convert_to_tensor(images).detach().requires_grad_(True)
+        logits = self.run(model, [images, *rest] if rest else images)
+        (grads,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+        return torch.sum(grads.float() ** 2, dim=tuple(range(1, grads.ndim)))
+
+    def _spectral_layers(self, model=None) -> list:
+        """The spectrally normalized layers of `model` (default: of every model trained)."""
+        cache = self.__dict__.setdefault("_spectral_cache", {})
+        model = model or self
+        if id(model) not in cache:
+            cache[id(model)] = [layer for layer in model._flatten_layers()
+                                if isinstance(layer, keras.layers.SpectralNormalization)]
+        return cache[id(model)]
+
+    def _normalize(self):
+        """One power iteration and kernel normalization of each spectrally normalized layer,
+        before an update's forward passes."""
         with torch.no_grad():
-            self.update_ema()
-
-        return self.update_metrics(d_loss.detach(), g_loss.detach(), real_logits.detach(),
-                                   fake_logits.detach())
-
-    @functools.cached_property
-    def _spectral_layers(self):
-        return [layer for layer in self.discriminator._flatten_layers()
-                if isinstance(layer, keras.layers.SpectralNormalization)]
-
-    def _normalize_d(self):
-        """One power iteration and kernel normalization of each spectrally normalized layer."""
-        with torch.no_grad():
-            for layer in self._spectral_layers:
+            for layer in self._spectral_layers():
                 vector_u, kernel = layer.normalized_weights()
                 layer.vector_u.assign(vector_u)
                 layer.kernel.assign(kernel)
-
-    def _discriminate(self, d_inputs):
-        # Spectrally normalized layers must not re-normalize (assign) inside the graph.
-        return _call(self.discriminator, d_inputs, training=not self._spectral_layers)
-
-    def squared_grad_norms(self, images, rest):
-        """||grad_x D(x)||^2 per image, differentiable (for D's update)."""
-        images = ops.convert_to_tensor(images).detach().requires_grad_(True)
-        logits = self._discriminate([images, *rest] if rest else images)
-        (grads,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
-        return torch.sum(grads.float() ** 2, dim=tuple(range(1, grads.ndim)))
 
 
 def _call(model, inputs, training):
@@ -143,21 +143,3 @@ def _fused_adam_update(optimizer, grads, variables, learning_rate):
         [optimizer._velocities[slot(v)].value for v in variables], [],
         [torch.tensor(step)] * len(params), lr=float(learning_rate), beta1=optimizer.beta_1,
         beta2=optimizer.beta_2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-
-
-class TranslationTrainer:
-    """Mixed into `kgan.translation`'s models: `train_step` runs their backend-neutral `step`,
-    which updates through `minimize`."""
-
-    def train_step(self, data):
-        a, b, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.step(ops.convert_to_tensor(a), ops.convert_to_tensor(b))
-
-    def minimize(self, optimizer, variables, loss_fn):
-        """Runs `loss_fn() -> (loss, aux)`, backpropagates `loss` and applies its gradient to
-        `variables` with `optimizer`; returns `(loss, aux)`, detached."""
-        self.zero_grad()  # also the gradients an earlier update left on other models
-        loss, aux = loss_fn()
-        loss.backward()
-        _update(optimizer, variables)
-        return loss.detach(), keras.tree.map_structure(lambda t: t.detach(), aux)

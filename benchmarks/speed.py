@@ -146,7 +146,7 @@ def keras_io(args) -> dict:
     import keras
     import tensorflow as tf
 
-    from kgan import models
+    from kgan.families.noise import nets
 
     arch = args.arch
     config = _config(arch, args)
@@ -155,8 +155,8 @@ def keras_io(args) -> dict:
     class KerasIoGAN(keras.Model):
         def __init__(self):
             super().__init__()
-            self.generator = models.generator(config)
-            self.discriminator = models.discriminator(config)
+            self.generator = nets.generator(config)
+            self.discriminator = nets.discriminator(config)
             self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
             self.seed_generator = keras.random.SeedGenerator(0)
 
@@ -266,7 +266,7 @@ def kgan_in_memory(args) -> dict:
     for the architecture), on one batch already in memory: no input pipeline, no callbacks."""
     import tensorflow as tf
 
-    from kgan.checkpoint import build_gan
+    from kgan.build import build_gan
 
     config = _config(args.arch, args)
     gan = build_gan(config)
@@ -287,7 +287,7 @@ def model_flops(args) -> dict:
 
     from keras import layers
 
-    from kgan import models
+    from kgan.families.noise import nets
 
     config = _config(args.arch, args)
 
@@ -306,17 +306,17 @@ def model_flops(args) -> dict:
                 total += 2 * kernel * pixels
         return total
 
-    return {"g": flops(models.generator(config)), "d": flops(models.discriminator(config))}
+    return {"g": flops(nets.generator(config)), "d": flops(nets.discriminator(config))}
 
 
 def conv_kernels(args) -> dict:
     """GFLOP/s of the DCGAN's two big layers alone (forward + both backward passes, batch 256
     as D sees real and fake), on the backend of the row (`conv_kernels_<backend>`), as kgan
-    builds them (`kgan.layers`): the ceiling that any step built from these kernels meets."""
+    builds them (`kgan.nn.fast`): the ceiling that any step built from these kernels meets."""
     backend = args.row.removeprefix("conv_kernels_")
     os.environ["KERAS_BACKEND"] = backend
 
-    from kgan import layers
+    from kgan.nn import fast as layers
 
     batch = 2 * ARCHS["dcgan"]
     cases = {"d_conv_64_128": (layers.Conv2D(128, 4, strides=2, padding="same"),
@@ -341,7 +341,7 @@ def layer_profile(args) -> dict:
     import keras
     from keras import layers
 
-    from kgan import models
+    from kgan.families.noise import nets
 
     result = {}
     for policy in ("float32", "mixed_bfloat16")[: 2 if backend == "tensorflow" else 1]:
@@ -349,8 +349,8 @@ def layer_profile(args) -> dict:
         keras.config.set_dtype_policy(policy)
         config = _config("dcgan", args, backend)  # the models take the policy just set
         times = result[policy] = {}
-        for model, batch in ((models.generator(config), ARCHS["dcgan"]),
-                             (models.discriminator(config), 2 * ARCHS["dcgan"])):
+        for model, batch in ((nets.generator(config), ARCHS["dcgan"]),
+                             (nets.discriminator(config), 2 * ARCHS["dcgan"])):
             for layer in model.layers:
                 if not layer.weights and not isinstance(layer, (layers.ReLU, layers.LeakyReLU)):
                     continue  # inputs, reshapes

@@ -45,30 +45,19 @@ def evaluate(
 
     with user_errors():
         positive_int("n", n)
-        translation = False
         if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)
-            translation = config.translation
         else:
             select_backend("tensorflow")
             run_dir = None
         from kgan import evaluate as lib  # loads Keras: after the backend is chosen
 
-        translation = translation or (model is not None and lib.is_translation_export(model))
-        if translation:
-            result = lib.evaluate_translation(run_dir, model, n, seed, on_train)
-        else:
-            result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
-                                  real_split, on_train=on_train, ema=ema)
+        result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
+                              real_split, on_train=on_train, ema=ema)
     for warning in result["protocol"]["warnings"]:  # the metric card's
         err.print(f"[yellow]warning:[/] {warning}")
-    if translation:
-        err.print(translation_table(result))
-        if as_json:
-            typer.echo(json.dumps(result))
-        return
-    err.print(table(result))
+    err.print(TABLES[result["protocol"].get("family", "noise")](result))
     cov = result.get("coverage")
     if cov and (cov["missing_classes"] or cov["top_class_fraction"] > 0.5):
         err.print(f"[yellow]warning:[/] possible mode collapse: classes never generated "
@@ -120,3 +109,6 @@ def table(result: dict):
     if protocol.get("classifier_accuracy") is not None:
         out.add_row("classifier test accuracy", f"{protocol['classifier_accuracy']:.4f}")
     return out
+
+
+TABLES = {"noise": table, "translation": translation_table}  # by the result's family

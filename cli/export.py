@@ -38,7 +38,7 @@ def export(
     with user_errors():
         select_backend("tensorflow")  # SavedModels are TensorFlow graphs, whatever trained the run
         from kgan.export import export as export_run  # loads TensorFlow and Keras
-        from kgan.export import metadata
+        from kgan.serving import metadata
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
                             max_batch, best, ema, verify)

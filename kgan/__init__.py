@@ -16,7 +16,8 @@ __all__ = ["GAN", "KganError", "TrainConfig", "train"]
 
 def __getattr__(name):
     if name == "GAN":
-        from kgan.gan import GAN  # loads Keras: only when asked for, after the backend is set
+        # Loads Keras: only when asked for, after the backend is set.
+        from kgan.families.noise.gan import GAN
 
         return GAN
     if name == "train":

@@ -78,6 +78,11 @@ class Adversarial(Trainer, keras.Model):
         moving average of the weights puts it in place here)."""
         yield
 
+    def use_ema(self) -> list:
+        """Loads a moving average of the weights into the generators, where the model keeps
+        one, and returns the raw weights it replaced (none here)."""
+        return []
+
     # Serialization: sub-models in get_config, both optimizers in the compile config, the
     # SeedGenerator's state (and each Dropout layer's) beside the model's own variables.
 

@@ -1,6 +1,11 @@
 """Keras callbacks of a training run: stop guard, metrics log, sample grids, checkpoints, progress.
 
-Library code never prints: progress reaches the user through `RichProgress`, which the CLI adds.
+They talk through Keras' `logs` (numbers only, so any stock Keras callback can read them too):
+the evaluation puts its FID and KID there, the watchdog its verdict's severity, the metrics log
+the epoch's seconds and images per second. What is not a number (the metric card, the health
+verdict, the grid image) goes into the run's `Notes` of the epoch, which the metrics log and
+TensorBoard writer read. Library code never prints: progress reaches the user through
+`RichProgress`, which the CLI adds.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from kgan import checkpoint, draw, evaluate, health, images, losses, plots, runs, tensorboard
+from kgan import checkpoint, health, images, losses, plots, runs, tensorboard
 
 WATCHED = ("d_loss", "g_loss")
 
@@ -56,6 +60,18 @@ class StopGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Notes(keras.callbacks.Callback):
+    """What callbacks record of the epoch that is not a number (`items`: the metric card, the
+    health verdict, the grid image); emptied as each epoch begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.items = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.items = {}
+
+
 class _RunCallback(keras.callbacks.Callback):
     def __init__(self, run_dir: Path, guard: StopGuard, every: int, epochs: int):
         super().__init__()
@@ -68,12 +84,12 @@ class _RunCallback(keras.callbacks.Callback):
 
 
 class MetricsLog(_RunCallback):
-    """Appends one JSON line per epoch to `metrics.jsonl`: losses, seconds, images per second."""
+    """Appends one JSON line per epoch to `metrics.jsonl`: the numbers in `logs` (losses, FID,
+    ...), seconds and images per second (added to `logs` as well), and the epoch's `notes`."""
 
-    def __init__(self, run_dir, guard, epochs, batch_size, extras=()):
+    def __init__(self, run_dir, guard, epochs, batch_size, notes: Notes):
         super().__init__(run_dir, guard, 1, epochs)
-        self.batch_size = batch_size
-        self.extras = extras  # callbacks whose `last` dict joins the epoch's record
+        self.batch_size, self.notes = batch_size, notes
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start, self.steps = time.perf_counter(), 0
@@ -86,60 +102,28 @@ class MetricsLog(_RunCallback):
         if not self.due(epoch):
             return
         seconds = time.perf_counter() - self.start
+        logs = {} if logs is None else logs
+        logs["seconds"] = round(seconds, 3)
+        logs["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
         record = {"epoch": epoch + 1, "step": self.model.steps}
-        # Numbers only: `health` in the logs is the watchdog's line for the progress bar.
-        record.update({k: float(v) for k, v in (logs or {}).items() if not isinstance(v, str)})
-        record["seconds"] = round(seconds, 3)
-        record["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
-        for extra in self.extras:
-            record.update(extra.last or {})
+        record.update({key: float(value) for key, value in logs.items()})
+        record.update(self.notes.items)
         runs.append_metrics(self.run_dir, record)
-        self.last = record
 
 
 class SampleGrid(_RunCallback):
-    """Writes `samples/epoch-NNNN.png`: an 8x8 grid from the same fixed noise every time (a
-    conditional GAN: one row per class, the same 8 latents in each row), drawn by the moving
-    average of the generator when the run keeps one."""
+    """Writes `samples/epoch-NNNN.png`: the family's `grid` (`kgan.families.family.Grid`),
+    the same inputs every epoch so progress is comparable."""
 
-    def __init__(self, run_dir, guard, every, epochs, latent_dim, seed, n=64, num_classes=None):
+    def __init__(self, run_dir, guard, every, epochs, grid, notes: Notes):
         super().__init__(run_dir, guard, every, epochs)
-        # NumPy noise: drawing it must not advance the model's training SeedGenerator.
-        rng = np.random.default_rng(seed)
-        if num_classes:
-            self.nrow = 8
-            self.z = np.tile(rng.standard_normal((self.nrow, latent_dim)), (num_classes, 1))
-            self.labels = np.repeat(np.arange(num_classes, dtype="int32"), self.nrow)
-        else:
-            self.nrow, self.labels = None, None
-            self.z = rng.standard_normal((n, latent_dim))
-        self.z = self.z.astype("float32")
-        self.last = None  # the grid written at the end of this epoch, if any
+        self.grid, self.notes = grid, notes
 
     def on_epoch_end(self, epoch, logs=None):
-        self.last = None
         if self.due(epoch):
-            with self.model.averaged_generator():
-                fake = draw.GANSource(self.model).generate(self.z, self.labels)
-            self.last = images.grid(images.to_uint8(fake), self.nrow)
-            images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
-
-
-class TranslationGrid(_RunCallback):
-    """Writes `samples/epoch-NNNN.png` for image-to-image runs: one row per held-out image,
-    input | output | target (paired), or a | a->b | a->b->a | b | b->a | b->a->b (unpaired)."""
-
-    def __init__(self, run_dir, guard, every, epochs, a, b, paired):
-        super().__init__(run_dir, guard, every, epochs)
-        self.a, self.b, self.paired = a, b, paired
-        self.last = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.last = None
-        if self.due(epoch):
-            self.last = draw.translation_grid(draw.TranslatorSource(self.model), self.a, self.b,
-                                              self.paired)
-            images.save_png(self.last, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
+            picture = self.grid.draw(self.model)
+            self.notes.items["grid"] = picture
+            images.save_png(picture, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
 
 class Checkpoint(_RunCallback):
@@ -156,27 +140,28 @@ class Evaluation(_RunCallback):
     Whenever FID improves, the model is also saved as `checkpoints/best.keras`.
     """
 
-    def __init__(self, run_dir, guard, every, epochs, reference, n, seed=0):
+    def __init__(self, run_dir, guard, every, epochs, reference, n, seed, notes: Notes,
+                 evaluate):
         super().__init__(run_dir, guard, every, epochs)
-        self.reference, self.n, self.seed = reference, n, seed
+        self.reference, self.n, self.seed, self.notes = reference, n, seed, notes
+        self.evaluate = evaluate  # the family's: (model, reference, n, seed) -> result
         records, _ = runs.read_metrics(run_dir)  # a resumed run remembers its best
         self.best = min((r["fid"] for r in records if "fid" in r and "source" not in r),
                         default=math.inf)
-        self.last = None
 
     def on_epoch_end(self, epoch, logs=None):
-        self.last = None
         if not self.due(epoch):
             return
         with self.model.averaged_generator():
-            fake, labels = evaluate.generated(draw.GANSource(self.model), self.n, self.seed)
-        result = self.reference.compare(fake, labels)
-        self.last = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score",
-                                                  "label_accuracy") if key in result}
+            result = self.evaluate(self.model, self.reference, self.n, self.seed)
+        found = {key: result[key] for key in ("fid", "kid", "kid_std", "classifier_score",
+                                              "label_accuracy") if key in result}
         if "coverage" in result:
-            self.last["coverage_entropy"] = result["coverage"]["entropy_normalized"]
-            self.last["missing_classes"] = len(result["coverage"]["missing_classes"])
-        self.last["protocol"] = result["protocol"]  # the metric card
+            found["coverage_entropy"] = result["coverage"]["entropy_normalized"]
+            found["missing_classes"] = len(result["coverage"]["missing_classes"])
+        if logs is not None:
+            logs.update(found)
+        self.notes.items["protocol"] = result["protocol"]  # the metric card
         if result["fid"] < self.best:
             self.best = result["fid"]
             checkpoint.save(self.model, self.run_dir, runs.BEST)
@@ -186,18 +171,18 @@ class Watchdog(_RunCallback):
     """Judges each epoch's health (`kgan.health`) before it is logged or saved.
 
     It checks every weight for NaN or inf and reads the epoch's losses; for a noise GAN also
-    r_t, the diversity of 64 images drawn from the grid's fixed noise by the raw generator
-    (the one training) and (with `--eval-every`) class coverage. The verdict joins the epoch's
-    `metrics.jsonl` record
-    (`health`), `status.json` and TensorBoard, and `logs["health"]` carries its alarms to the
-    progress bar. A diverged or non-finite epoch is cut off like a NaN step: `guard.reason`
-    says why, nothing of it is logged or saved, and training stops for `--recover` to act.
+    r_t, the spread of the family grid's images drawn by the raw generator (the one training)
+    and (with `--eval-every`) class coverage from `logs`. The verdict joins the epoch's
+    `metrics.jsonl` record (`health`, through `notes`) and `status.json`; `logs["health"]` is
+    its severity (`kgan.health.SEVERITY`: 0 ok, 1 warning, ...). A diverged or non-finite
+    epoch is cut off like a NaN step: `guard.reason` says why, nothing of it is logged or
+    saved, and training stops for `--recover` to act. Its alarms reach the user through
+    `notify` (a line each epoch that has some).
     """
 
-    def __init__(self, run_dir, guard, epochs, loss, samples, evaluation=None):
+    def __init__(self, run_dir, guard, epochs, loss, grid, notes: Notes, notify=None):
         super().__init__(run_dir, guard, 1, epochs)
-        self.loss, self.samples, self.evaluation = loss, samples, evaluation
-        self.last = None
+        self.loss, self.grid, self.notes, self.notify = loss, grid, notes, notify
 
     def on_train_begin(self, logs=None):
         # From the log on disk: a resumed or recovered run judges against the epochs it kept.
@@ -205,20 +190,17 @@ class Watchdog(_RunCallback):
                                   runs.read_metrics(self.run_dir)[0])
 
     def on_epoch_end(self, epoch, logs=None):
-        self.last = None
         if not self.due(epoch):
             return
-        spread = None
-        if isinstance(self.samples, SampleGrid):  # image to image: the output follows the input
-            spread = health.diversity(draw.GANSource(self.model).generate(self.samples.z,
-                                                                          self.samples.labels))
+        logs = {} if logs is None else logs
         finite = health.weights_finite(keras.ops.convert_to_numpy(w) for w in self.model.weights)
-        seen = (self.evaluation.last if self.evaluation else None) or {}
-        verdict = self.dog.check(logs or {}, finite, spread, seen.get("coverage_entropy"),
-                                 seen.get("missing_classes"))
-        self.last = {"health": verdict}
-        if logs is not None:
-            logs["health"] = "; ".join(verdict["alarms"])
+        verdict = self.dog.check(logs, finite, self.grid.spread(self.model),
+                                 logs.get("coverage_entropy"), logs.get("missing_classes"))
+        self.notes.items["health"] = verdict
+        logs["health"] = health.SEVERITY.index(verdict["status"])
+        if verdict["alarms"] and self.notify:
+            self.notify(f"epoch {epoch + 1} {verdict['status'].replace('_', '-')}: "
+                        + "; ".join(verdict["alarms"]))
         if verdict["status"] in health.RECOVERABLE:
             self.guard.reason = f"{verdict['status'].replace('_', '-')}: " + "; ".join(
                 verdict["alarms"])
@@ -230,9 +212,9 @@ class Watchdog(_RunCallback):
 class TensorBoardLog(_RunCallback):
     """TensorBoard event files in `tensorboard/`: each epoch's metrics and its sample grid."""
 
-    def __init__(self, run_dir, guard, epochs, metrics: MetricsLog, samples: SampleGrid):
+    def __init__(self, run_dir, guard, epochs, notes: Notes):
         super().__init__(run_dir, guard, 1, epochs)
-        self.metrics, self.samples = metrics, samples
+        self.notes = notes
         self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -240,7 +222,9 @@ class TensorBoardLog(_RunCallback):
             return
         if self.writer is None:
             self.writer = tensorboard.Writer(self.run_dir / runs.TENSORBOARD)
-        self.writer.write(epoch + 1, self.metrics.last, self.samples.last)
+        numbers = {key: float(value) for key, value in (logs or {}).items()}
+        self.writer.write(epoch + 1, {**numbers, **self.notes.items},
+                          self.notes.items.get("grid"))
 
     def on_train_end(self, logs=None):
         if self.writer is not None:
@@ -319,8 +303,9 @@ class RichProgress(keras.callbacks.Callback):
         if self.model.stop_training:  # an epoch cut short is not done
             return
         stats = self.progress.tasks[self.step_task].fields["stats"]
-        if (logs or {}).get("health"):  # the watchdog's alarms, until an epoch has none
-            stats = f"{stats}  [bold red]{logs['health']}[/]"
+        severity = int((logs or {}).get("health", 0))  # the watchdog's verdict
+        if severity:
+            stats = f"{stats}  [bold red]health: {health.SEVERITY[severity]}[/]"
         self.progress.update(self.epoch_task, completed=epoch + 1, stats=stats)
         if not self.progress.console.is_terminal:  # logs and CI: one line per epoch, no bars
             self.progress.console.print(f"epoch {epoch + 1}/{self.params['epochs']}  {stats}")

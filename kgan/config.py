@@ -15,10 +15,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from kgan import families
 from kgan.errors import KganError
 
-ARCHS = ("mlp", "dcgan", "resnet", "stylegan", "pix2pix", "cyclegan")
-TRANSLATION_ARCHS = ("pix2pix", "cyclegan")  # image -> image (kgan.translation)
+ARCHS = tuple(families.ARCHS)  # one row each in kgan.families
 LOSSES = ("bce", "minimax", "lsgan", "hinge", "wgan-gp")
 BACKENDS = ("tensorflow", "jax", "torch")  # each has a train step in kgan.trainers
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # see kgan.distribute
@@ -28,6 +28,9 @@ AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan
 ADAPTIVE = "ada"  # in `augment`: the policies each with an adapted probability (kgan.augment)
 EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
 MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
+# Defaults of options whose default depends on the arch, where its row has none.
+ARCH_DEFAULTS = {"batch_size": 64, "loss": "bce", "base_filters": 64, "spectral_norm": False,
+                 "r1": 0.0}
 
 
 # Checks: each takes (name, value) and raises `KganError` naming the field and the value.
@@ -128,7 +131,8 @@ def probability(name: str, value) -> None:
 
 
 def option(default, help: str, check: Callable | None = None, *, shown: str | None = None,
-           resumable: bool = False, flags: tuple[str, ...] = (), envvar: str | None = None):
+           resumable: bool = False, flags: tuple[str, ...] = (), envvar: str | None = None,
+           family: str | None = None, why: str | None = None, archs: tuple[str, ...] = ()):
     """A `TrainConfig` field that is a `kgan train` option.
 
     Args:
@@ -141,10 +145,13 @@ def option(default, help: str, check: Callable | None = None, *, shown: str | No
         resumable: `--resume` may change it (how the run is carried out, not what it trains).
         flags: the option's spelling, when it is not `--name-with-dashes`.
         envvar: an environment variable that sets the option when it is not given.
+        family: the family (`kgan.families.FAMILIES`) whose archs alone take it; the others
+            refuse a value other than their default, saying `why`.
+        archs: the archs that alone take it (the others refuse any value but `None`).
     """
     return dataclasses.field(default=default, metadata={
         "help": help, "check": check, "shown": shown, "resumable": resumable, "flags": flags,
-        "envvar": envvar})
+        "envvar": envvar, "family": family, "why": why, "archs": archs})
 
 
 def shown_default(field: dataclasses.Field) -> str:
@@ -171,14 +178,14 @@ class TrainConfig:
     crop: str = option("center", "How a non-square image becomes square: center (its largest "
                        "centered square) or none (stretched whole).", one_of(CROPS))
     mirror: bool = option(False, "Add every image flipped left to right (twice the data).",
-                          flag, flags=("--mirror",), shown="off")
+                          flag, flags=("--mirror",), shown="off",
+        family="noise", why="--jitter mirrors the images")
     skip_bad: bool = option(False, "Leave out (and count) images that cannot be decoded, "
                             "instead of stopping at the first.", flag, flags=("--skip-bad",),
-                            shown="off")
-    arch: str = option("mlp", "Model family: mlp (the classic MLP GAN), dcgan (convolutional; "
-                       "sizes like 28, 32, 64), resnet (SNGAN/BigGAN residual blocks), stylegan "
-                       "(StyleGAN2-style); image to image: pix2pix (paired A/B data) or "
-                       "cyclegan (unpaired).", one_of(ARCHS))
+                            shown="off",
+        family="noise", why="a pair cannot lose one of its images")
+    arch: str = option("mlp", "Architecture: " + ", ".join(
+        f"{a.name} ({a.about})" for a in families.ARCHS.values()) + ".", one_of(ARCHS))
     loss: str | None = option(None, "Adversarial loss: bce (non-saturating), minimax, lsgan, "
                               "hinge or wgan-gp.", one_of(LOSSES),
                               shown="`bce`; resnet: `hinge`; cyclegan: `lsgan` (their papers')")
@@ -191,7 +198,8 @@ class TrainConfig:
         "halving, at most 8x).", at_most(4096, "the conv layers would not fit"),
         shown="64; stylegan: 32")
     attention: int | None = option(None, "resnet: a self-attention block at this resolution "
-                                   "(e.g. 32 or 64; BigGAN's 64).", positive_int, shown="none")
+                                   "(e.g. 32 or 64; BigGAN's 64).", positive_int, shown="none",
+                                   archs=("resnet",))
     mapping_layers: int = option(2, "stylegan: layers of the mapping network z -> w "
                                  "(StyleGAN2: 8).", positive_int)
     style_mixing: float = option(0.9, "stylegan: share of training images whose later layers "
@@ -199,7 +207,8 @@ class TrainConfig:
     lr: float = option(2e-4, "Adam learning rate of G and D.", positive_number, shown="2e-4")
     beta1: float = option(0.5, "Adam beta_1 (0.5 is the DCGAN setting).", adam_beta)
     beta2: float = option(0.999, "Adam beta_2.", adam_beta)
-    d_steps: int = option(1, "Discriminator updates per generator update.", positive_int)
+    d_steps: int = option(1, "Discriminator updates per generator update.", positive_int,
+        family="noise", why="one discriminator update per generator update")
     gp_weight: float = option(10.0, "wgan-gp: gradient penalty weight.", positive_number)
     seed: int = option(0, "Seeds the weights, the data order, the training noise and the "
                        "sample grid.", seed_value)
@@ -221,27 +230,33 @@ class TrainConfig:
         "weights, logits and the gradient penalty stay float32. The run's config.json records "
         "the choice.", optional_flag, flags=("--mixed-precision/--no-mixed-precision",),
         shown="on for `dcgan` on TensorFlow on a CPU with bfloat16 units (AVX512-BF16 or "
-        "AMX), where it measured faster at an equal FID; else off")
+        "AMX), where it measured faster at an equal FID; else off",
+        family="noise", why="image-to-image runs train in float32")
     conditional: bool = option(
         False, "Class-conditional GAN: G takes a label embedding, D a projection head (needs "
         "labels: sub-folders, y_train or a built-in).", flag, flags=("--conditional",),
-        shown="off")
+        shown="off",
+        family="noise", why="image-to-image runs take no class labels")
     ema: float | None = option(
         None, "Keep a moving average of G's weights with this decay (e.g. 0.999); sample, eval "
-        "and export use it.", decay, shown="off")
+        "and export use it.", decay, shown="off",
+        family="noise", why="image-to-image runs keep no moving average")
     ema_start: int = option(1000, "Generator steps before the average starts (it copies G "
                             "until then).", non_negative_int)
     spectral_norm: bool | None = option(
         None, "Spectrally normalize D's weight layers.", optional_flag,
-        flags=("--spectral-norm/--no-spectral-norm",), shown="off; resnet: on")
+        flags=("--spectral-norm/--no-spectral-norm",), shown="off; resnet: on",
+        family="noise", why="the PatchGAN discriminator is instance-normalized")
     r1: float | None = option(None, "R1 penalty weight gamma on real images (e.g. 10; 0 = off).",
-                              non_negative_number, shown="0 (off); stylegan: 1")
+                              non_negative_number, shown="0 (off); stylegan: 1",
+        family="noise", why="R1 is for noise-to-image GANs")
     r1_every: int = option(16, "Compute R1 every N discriminator steps (lazy regularization).",
                            positive_int)
     augment: str = option("", "DiffAugment D's inputs, real and fake: comma-separated "
                           "translation, cutout, color; with ada, each applied with a probability "
                           "p adapted to D's overfitting (ada alone: all three).", policies,
-                          shown="none")
+                          shown="none",
+        family="noise", why="use --jitter (the papers' augmentation)")
     ada_target: float = option(0.6, "ada: the r_t, the mean of sign(D(real)), that p is "
                                "steered to.", fraction)
     ada_kimg: int = option(100, "ada: thousands of images over which p can rise from 0 to 1 "
@@ -262,23 +277,30 @@ class TrainConfig:
                           flag, resumable=True, flags=("--curves/--no-curves",), shown="on")
     eval_every: int | None = option(None, "Measure FID/KID every N epochs (logged per epoch) "
                                     "and keep checkpoints/best.keras.", positive_int,
-                                    resumable=True, shown="never")
+                                    resumable=True, shown="never",
+        family="noise", why="measure with `kgan eval` after training")
     eval_n: int = option(2000, "Images per evaluation during training.", positive_int,
                          resumable=True)
     l1: float = option(100.0, "pix2pix: weight of the L1 distance to the target beside the "
-                       "adversarial loss.", non_negative_number)
+                       "adversarial loss.", non_negative_number,
+        family="translation", why="it weighs pix2pix's L1 distance")
     cycle: float = option(10.0, "cyclegan: weight of the cycle-consistency loss.",
-                          non_negative_number)
+                          non_negative_number,
+        family="translation", why="it weighs CycleGAN's cycle loss")
     identity: float = option(0.5, "cyclegan: weight of the identity loss, times --cycle (0: off; "
-                             "needs A and B with the same channels).", non_negative_number)
+                             "needs A and B with the same channels).", non_negative_number,
+        family="translation", why="it weighs CycleGAN's identity loss")
     pool_size: int = option(50, "cyclegan: generated images each discriminator's history pool "
-                            "keeps (0: none).", non_negative_int)
+                            "keeps (0: none).", non_negative_int,
+        family="translation", why="it sizes CycleGAN's history pools")
     decay_epochs: int | None = option(
         None, "cyclegan: the learning rate decays linearly to 0 over the last N epochs.",
-        non_negative_int, shown="half of `--epochs`")
+        non_negative_int, shown="half of `--epochs`",
+        family="translation", why="it schedules CycleGAN's learning rate")
     jitter: bool = option(False, "pix2pix, cyclegan: random jitter (resize up by 286/256, crop "
                           "back) and mirroring of the training images.", flag,
-                          flags=("--jitter",), shown="off")
+                          flags=("--jitter",), shown="off",
+        family="translation", why="use --augment or --mirror")
     eval_features: str = option("classifier", "Feature space of those evaluations: classifier "
                                 "(trained on the dataset, cached) or inception.",
                                 one_of(EVAL_FEATURES), resumable=True)
@@ -291,17 +313,11 @@ class TrainConfig:
     data_count: int | None = None  # images trained on (after --mirror and --skip-bad)
 
     def __post_init__(self):
-        # Defaults that depend on the family: the pix2pix and CycleGAN papers' settings.
-        if self.batch_size is None:
-            self.batch_size = 1 if self.arch in TRANSLATION_ARCHS else 64
-        if self.loss is None:
-            self.loss = {"cyclegan": "lsgan", "resnet": "hinge"}.get(self.arch, "bce")
-        if self.base_filters is None:
-            self.base_filters = 32 if self.arch == "stylegan" else 64
-        if self.spectral_norm is None:
-            self.spectral_norm = self.arch == "resnet"
-        if self.r1 is None:  # StyleGAN2's lazy R1; its gamma is tuned per dataset (0.01-10)
-            self.r1 = 1.0 if self.arch == "stylegan" else 0.0
+        # Options whose default depends on the arch: its row's (its papers'), else these.
+        row = families.ARCHS.get(self.arch)  # an unknown arch: validate() names it
+        for name, value in {**ARCH_DEFAULTS, **(row.defaults if row else {})}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self) -> TrainConfig:
         """Checks every field and returns `self`; raises `KganError` naming the bad field."""
@@ -322,55 +338,25 @@ class TrainConfig:
                             f"Received: image_shape={self.image_shape}")
         if self.num_classes is not None:
             at_most(MAX_CLASSES, "a label embedding that large")("num_classes", self.num_classes)
-        if self.arch in TRANSLATION_ARCHS:
-            self._check_translation()
-        if self.attention is not None and self.arch != "resnet":
-            raise KganError(f"--attention is for --arch resnet. Received: attention="
-                            f"{self.attention}, arch={self.arch}")
+        self._check_arch_options()
         if (self.steps_per_execution or 1) > 1 and self.backend != "tensorflow":
             raise KganError("`steps_per_execution` above 1 needs the tensorflow backend. "
                             f"Received: steps_per_execution={self.steps_per_execution}, "
                             f"backend={self.backend}")
         return self
 
-    def _check_translation(self) -> None:
-        """Settings of noise-to-image GANs that pix2pix and cyclegan do not have."""
-        unsupported = {
-            "conditional": "image-to-image runs take no class labels",
-            "ema": "image-to-image runs keep no moving average",
-            "r1": "R1 is for noise-to-image GANs",
-            "augment": "use --jitter (the papers' augmentation)",
-            "d_steps": "one discriminator update per generator update",
-            "eval_every": "measure with `kgan eval` after training",
-            "spectral_norm": "the PatchGAN discriminator is instance-normalized",
-            "mixed_precision": "image-to-image runs train in float32",
-            "mirror": "--jitter mirrors the images",
-            "skip_bad": "a pair cannot lose one of its images",
-        }
-        family = TrainConfig(arch=self.arch)
-        for name, why in unsupported.items():
-            value, default = getattr(self, name), getattr(family, name)
-            if value != default:
-                raise KganError(f"--{name.replace('_', '-')} does not apply to --arch {self.arch} "
-                                f"({why}). Received: {name}={value}")
-        if self.loss == "wgan-gp":
-            raise KganError(f"--loss wgan-gp does not apply to --arch {self.arch}: its gradient "
-                            "penalty is for noise-to-image GANs; use bce, minimax, lsgan or "
-                            f"hinge. Received: loss={self.loss}")
-        if self.strategy not in ("auto", "default"):
-            raise KganError(f"--arch {self.arch} trains on one device. Received: "
-                            f"strategy={self.strategy}")
-        if self.image_size is not None and self.image_size % 4:
-            raise KganError(f"`image_size` must be divisible by 4 for --arch {self.arch} (for "
-                            f"example 28, 32 or 256). Received: image_size={self.image_size}")
-        if self.decay_epochs is not None and self.decay_epochs > self.epochs:
-            raise KganError(f"`decay_epochs` must be at most --epochs ({self.epochs}). "
-                            f"Received: decay_epochs={self.decay_epochs}")
-
-    @property
-    def translation(self) -> bool:
-        """An image-to-image run (pix2pix or cyclegan)."""
-        return self.arch in TRANSLATION_ARCHS
+    def _check_arch_options(self) -> None:
+        """Refuses options of another family, or of other archs, that were set."""
+        row, default = families.arch(self.arch), TrainConfig(arch=self.arch)
+        for field in options():
+            family, archs = field.metadata["family"], field.metadata["archs"]
+            value, flag = getattr(self, field.name), f"--{field.name.replace('_', '-')}"
+            if family not in (None, row.family) and value != getattr(default, field.name):
+                raise KganError(f"{flag} does not apply to --arch {self.arch} "
+                                f"({field.metadata['why']}). Received: {field.name}={value}")
+            if archs and self.arch not in archs and value is not None:
+                raise KganError(f"{flag} is for --arch {' or '.join(archs)}. Received: "
+                                f"{field.name}={value}, arch={self.arch}")
 
     def resumed(self, given: dict) -> TrainConfig:
         """This run's config with the settings `given` for its resumption: a setting equal to

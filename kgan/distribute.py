@@ -84,9 +84,8 @@ def _tf_strategy(name: str):
 
 
 def _jax_devices(name: str) -> list:
-    import jax  # only on the JAX backend
-
-    return jax.devices() if name in ("auto", "mirrored") else jax.devices()[:1]
+    devices = keras.distribution.list_devices()
+    return devices if name in ("auto", "mirrored") else devices[:1]
 
 
 def worker_suffix(config: TrainConfig) -> str:

@@ -1,8 +1,9 @@
 """Drawing images from a generator: a run's GAN or an exported SavedModel, the same way.
 
-A `Source` turns seeds into latents and latents (and labels) into images; everything else
-here (grids, class rows with shared latents, interpolation, PNG and GIF files) is written once
-on top of it, so a run and its export draw the same pictures for the same seed.
+A `Source` (`kgan.drawing`) turns seeds into latents and latents (and labels) into images; each
+family makes one for a run and one for its export (`kgan.families`). Everything here (grids,
+class rows with shared latents, interpolation, PNG and GIF files) is written once on top of
+them, so a run and its export draw the same pictures for the same seed.
 
 Example:
     >>> source = from_run("runs/00003-mlp-fashion_mnist")
@@ -13,105 +14,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from kgan import checkpoint, data, export, images, runs
+from kgan import checkpoint, data, families, images, runs, serving
 from kgan.config import positive_int
-from kgan.errors import KganError, first_line
+from kgan.drawing import CHUNK, Source, Translation
+from kgan.errors import KganError
 from kgan.labels import labels_for
 
-CHUNK = 256  # images per generator call: bounds memory for large n
 
-
-class Source:
-    """Where images come from. `latents(n, seed)`: float32 (n, latent_dim), the same for the
-    same seed; `generate(z, labels)`: float images in [-1, 1]; `num_classes`: None unless
-    conditional; `truncates`: a StyleGAN-style generator, drawn at psi `truncation`."""
-
-    num_classes: int | None = None
-    truncates: bool = False
-    truncation: float = 1.0
-
-    def truncate(self, psi: float) -> Source:
-        """Draws at truncation `psi` from now on (1: none); raises `KganError` for a generator
-        without truncation, or a psi that is not a finite number."""
-        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not np.isfinite(psi):
-            raise KganError(f"`truncation` must be a finite number. Received: truncation={psi}")
-        if psi != 1 and not self.truncates:
-            raise KganError("--truncation needs a stylegan generator (it pulls styles towards "
-                            f"their average). Received: truncation={psi}")
-        self.truncation = float(psi)
-        return self
-
-    def latents(self, n: int, seed: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def generate(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        return np.concatenate([
-            self._generate(z[i : i + CHUNK], None if labels is None else labels[i : i + CHUNK])
-            for i in range(0, len(z), CHUNK)])
-
-    def _generate(self, z, labels) -> np.ndarray:
-        raise NotImplementedError
-
-
-class GANSource(Source):
-    """A `kgan.gan.GAN`'s generator, as it is (call inside `gan.averaged_generator()` to draw
-    from the moving average). Latents come from `gan.sample_noise(n, seed)`."""
-
-    def __init__(self, gan):
-        self.gan, self.num_classes, self.truncates = gan, gan.num_classes, gan.truncates
-
-    def latents(self, n, seed):
-        return keras.ops.convert_to_numpy(self.gan.sample_noise(n, seed=seed))
-
-    def _generate(self, z, labels):
-        return keras.ops.convert_to_numpy(
-            self.gan.generator(self.gan.g_inputs(z, labels, self.truncation), training=False))
-
-
-class ExportSource(Source):
-    """An exported SavedModel's `raw` signature; latents are its `generate` signature's (on
-    TensorFlow equal to a run's `sample_noise`)."""
-
-    def __init__(self, version_dir: Path):
-        self.version_dir, self.meta = version_dir, export.metadata(version_dir)
-        self.num_classes = self.meta.get("num_classes")
-        self.truncates = bool(self.meta.get("truncation"))
-        try:
-            self.raw = tf.saved_model.load(str(version_dir)).signatures["raw"]
-        except Exception as e:
-            raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
-
-    def latents(self, n, seed):
-        return export.noise(n, seed, self.meta["latent_dim"]).numpy()
-
-    def _generate(self, z, labels):
-        inputs = {"z": z} if labels is None else {"z": z, "label": labels}
-        if self.truncates:
-            inputs["truncation"] = tf.constant(self.truncation, tf.float32)
-        return self.raw(**inputs)["images"].numpy()
-
-
-def from_run(run_dir: str | Path, best: bool = False, ema: bool = True) -> GANSource:
+def from_run(run_dir: str | Path, best: bool = False, ema: bool = True) -> Source:
     """The generator of a run's latest (or `best`) checkpoint; with `ema`, its moving average
     where the run keeps one."""
-    gan, config = checkpoint.load_gan(run_dir, best, ema=ema)
-    if config.translation:
-        raise KganError(f"{run_dir} is a {config.arch} run, which translates images: use "
-                        f"kgan translate {run_dir} INPUT --out DIR")
-    return GANSource(gan)
+    run_dir, config = runs.open_run(run_dir)
+    family = families.of(config.arch)
+    if not family.samples:  # said before the model is loaded
+        raise KganError(family.no_sampling(run_dir, config.arch))
+    return family.sampler(checkpoint.load_gan(run_dir, best, ema=ema)[0], run_dir)
 
 
-def from_export(model: str | Path) -> ExportSource:
+def from_export(model: str | Path) -> Source:
     """An exported model: `saved_models/NAME` (its newest version) or `.../NAME/VERSION`."""
-    version_dir = export.resolve(model)
-    if "shapes" in export.metadata(version_dir):
-        raise KganError(f"{version_dir} translates images: use kgan translate {version_dir} "
-                        "INPUT --out DIR")
-    return ExportSource(version_dir)
+    version_dir = serving.resolve(model)
+    return families.family_of_export(serving.metadata(version_dir)).export_sampler(version_dir)
 
 
 def draw(source: Source, n: int, seed: int, labels=None) -> np.ndarray:
@@ -207,72 +132,22 @@ def _written(save, image: np.ndarray, path: Path) -> Path:
 # Image to image ---------------------------------------------------------------------------------
 
 
-class TranslatorSource:
-    """A run's pix2pix or cyclegan model. `translate(images, direction)`: float images in
-    [-1, 1] -> float images in [-1, 1]; `shapes[direction]`: (input shape, output shape)."""
-
-    def __init__(self, model):
-        self.model = model
-        generators = dict(zip(("a2b", "b2a"), model.generators))
-        self.shapes = {d: (tuple(g.input.shape[1:]), tuple(g.output.shape[1:]))
-                       for d, g in generators.items()}
-
-    def translate(self, batch: np.ndarray, direction: str = "a2b") -> np.ndarray:
-        return np.concatenate([keras.ops.convert_to_numpy(
-            self.model.translate(batch[i : i + CHUNK], direction))
-            for i in range(0, len(batch), CHUNK)])
-
-
-class ExportTranslator(TranslatorSource):
-    """An exported translation model's float signatures (`raw`, and `b2a_raw` for cyclegan)."""
-
-    def __init__(self, version_dir: Path):
-        self.version_dir, self.meta = version_dir, export.metadata(version_dir)
-        self.shapes = {d: (tuple(s[0]), tuple(s[1])) for d, s in self.meta["shapes"].items()}
-        try:
-            signatures = tf.saved_model.load(str(version_dir)).signatures
-            self.raw = {d: signatures["raw" if d == "a2b" else "b2a_raw"] for d in self.shapes}
-        except Exception as e:
-            raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
-
-    def translate(self, batch, direction="a2b"):
-        return np.concatenate([self.raw[direction](images=batch[i : i + CHUNK])["images"].numpy()
-                               for i in range(0, len(batch), CHUNK)])
-
-
-def translator(run_or_export: str | Path) -> TranslatorSource:
+def translator(run_or_export: str | Path) -> Translation:
     """The model of a pix2pix or cyclegan run directory, or of its export (a SavedModel folder
     `saved_models/NAME[/VERSION]`)."""
     path = Path(run_or_export)
     if (path / "config.json").is_file():
         _, config = runs.open_run(path)
-        if not config.translation:
-            raise KganError(f"{path} is a {config.arch} run, which generates from noise: "
-                            "translate needs a pix2pix or cyclegan run (use kgan sample)")
-        return TranslatorSource(checkpoint.load_gan(path)[0])
-    source = ExportTranslator(export.resolve(path))
-    if "shapes" not in source.meta:
-        raise KganError(f"{source.version_dir} is the export of a noise-to-image GAN: translate "
-                        "needs a pix2pix or cyclegan model (use kgan sample --model)")
-    return source
+        family = families.of(config.arch)
+        if not family.translates:  # said before the model is loaded
+            raise KganError(family.no_translation(path, config.arch))
+        return family.translator(checkpoint.load_gan(path)[0], path)
+    version_dir = serving.resolve(path)
+    return families.family_of_export(serving.metadata(version_dir)).export_translator(
+        version_dir)
 
 
-def translation_grid(source: TranslatorSource, a: np.ndarray, b: np.ndarray,
-                     paired: bool) -> np.ndarray:
-    """uint8 grid, a row per image: input | output | target (`paired`), or
-    a | a->b | a->b->a | b | b->a | b->a->b."""
-    if paired:
-        columns = [a, source.translate(a), b]
-    else:
-        ab, ba = source.translate(a, "a2b"), source.translate(b, "b2a")
-        columns = [a, ab, source.translate(ab, "b2a"), b, ba, source.translate(ba, "a2b")]
-    channels = max(c.shape[-1] for c in columns)
-    columns = [np.repeat(c, channels // c.shape[-1], axis=-1) for c in columns]
-    rows = np.stack([images.to_uint8(c) for c in columns], axis=1)  # (n, columns, H, W, C)
-    return images.grid(rows.reshape(-1, *rows.shape[2:]), nrow=len(columns))
-
-
-def translate_files(source: TranslatorSource, inputs: str | Path, out: str | Path,
+def translate_files(source: Translation, inputs: str | Path, out: str | Path,
                     direction: str = "a2b") -> list[Path]:
     """Translates an image file, or every png/jpg under a folder, into PNGs in `out` with the
     same names (and sub-folders). Inputs are converted to the model's channels and resized to

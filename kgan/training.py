@@ -12,12 +12,12 @@ from pathlib import Path
 from keras import ops
 
 from kgan import callbacks as kcb
-from kgan import data as data_lib
-from kgan import distribute, evaluate, models, runs
-from kgan.checkpoint import base_rate, build_gan, load_gan, mixed_precision, save, set_base_rate
+from kgan import distribute, families, metrics, runs
+from kgan.adversarial import Adversarial
+from kgan.build import build_gan
+from kgan.checkpoint import base_rate, load_gan, save, set_base_rate
 from kgan.config import TrainConfig
 from kgan.errors import Interrupted, KganError, first_line
-from kgan.gan import GAN
 from kgan.trainers import make_dataset
 
 
@@ -47,23 +47,11 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
             once into `KGAN_CACHE/packed/`).
     """
     config = dataclasses.replace(config).validate()
-    if config.image_size is not None and config.arch in models.CONVOLUTIONAL:
-        models.dcgan_upsamplings(config.image_size, config.arch)
-    data = _load(config, progress)
+    family = families.of(config.arch)
+    family.check(config)
+    data = family.load(config, progress=progress)
+    family.fill(config, data)
     config.data_key, config.data_count = data.key, _count(config, data)
-    if config.translation:
-        config.image_shape, config.target_channels = data.image_shape, data.channels[1]
-        if config.arch == "cyclegan" and config.identity and len(set(data.channels)) > 1:
-            raise KganError(f"--identity needs A and B with the same channels; {config.dataset} "
-                            f"has {data.channels[0]} and {data.channels[1]}. Use --identity 0. "
-                            f"Received: identity={config.identity}")
-    else:
-        config.image_shape, config.num_classes = data.image_shape, data.num_classes
-        if config.conditional and not config.num_classes:
-            raise KganError(f"--conditional needs class labels and {config.dataset} has none (a "
-                            "folder needs one sub-folder per class, an .npz a y_train).")
-        models.check_image_shape(config)
-        config.mixed_precision = mixed_precision(config)  # auto, resolved: config.json says
     # First: a multi-worker strategy must come before any other TensorFlow op.
     gan = build_gan(config, distributed=True, steps_per_epoch=_steps_per_epoch(config, data))
     reference = _reference(config, notify)
@@ -92,8 +80,10 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
     """
     run_dir, config = runs.open_run(run_dir)
     config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
+    family = families.of(config.arch)
+    family.check(config)
     with runs.owned(run_dir):
-        data = _load(config, progress)
+        data = family.load(config, progress=progress)
         _check_unchanged(config, data)
         if data.image_shape != config.image_shape:
             raise KganError(f"Dataset {config.dataset} now has images of shape "
@@ -127,24 +117,15 @@ def _reference(config: TrainConfig, notify):
         if notify:
             notify(f"Training the evaluation classifier first (once; cached at {path})")
 
-    extractor = evaluate.extractor(config.eval_features, config.dataset, config.image_size,
-                                   on_train=on_train, crop=config.crop)
-    return evaluate.Reference(extractor, config.dataset, config.image_size, config.eval_n,
+    extractor = metrics.extractor(config.eval_features, config.dataset, config.image_size,
+                                  on_train=on_train, crop=config.crop)
+    return metrics.Reference(extractor, config.dataset, config.image_size, config.eval_n,
                               seed=config.seed, crop=config.crop)
-
-
-def _load(config: TrainConfig, progress=None) -> data_lib.Dataset | data_lib.Pairs:
-    """The run's training data: images (and labels), or A and B for pix2pix and cyclegan."""
-    if config.translation:
-        return data_lib.load_pairs(config.dataset, config.image_size,
-                                   paired=config.arch == "pix2pix", progress=progress)
-    return data_lib.load(config.dataset, config.image_size, crop=config.crop,
-                         mirror=config.mirror, skip_bad=config.skip_bad, progress=progress)
 
 
 def _count(config: TrainConfig, data) -> int:
     """Images trained on: after --mirror and --skip-bad; image to image, A's."""
-    return len(data.a if config.translation else data.x)
+    return len(families.of(config.arch).arrays(config, data)[0])
 
 
 def _check_unchanged(config: TrainConfig, data) -> None:
@@ -158,56 +139,44 @@ def _check_unchanged(config: TrainConfig, data) -> None:
                     "on the data it trained on, or start a new run")
 
 
-def _arrays(config: TrainConfig, data) -> tuple:
-    """What each training step gets: (images,), (images, labels), or (A, B)."""
-    if config.translation:
-        return data.a, data.b
-    return (data.x,) if not config.conditional else (data.x, data.y.astype("int32"))
-
-
 def _steps_per_epoch(config: TrainConfig, data) -> int:
-    arrays = _arrays(config, data)
-    n = min(len(array) for array in arrays)
+    family = families.of(config.arch)
+    n = min(len(array) for array in family.arrays(config, data))
     if n < config.batch_size:
-        what = "images" if len(arrays) == 1 or not config.translation else "images a side"
-        raise KganError(f"The dataset has {n} {what}, fewer than one batch. Use a smaller "
-                        f"--batch-size. Received: batch_size={config.batch_size}")
+        raise KganError(f"The dataset has {n} {family.batch_unit}, fewer than one batch. Use a "
+                        f"smaller --batch-size. Received: batch_size={config.batch_size}")
     full = n // config.batch_size
     return min(full, config.steps_per_epoch) if config.steps_per_epoch else full
 
 
-def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
+def _fit(gan: Adversarial, config: TrainConfig, data, run_dir: Path,
          extra_callbacks: list, reference=None, notify=None) -> TrainResult:
     steps_per_epoch = _steps_per_epoch(config, data)
     gan.epoch_steps = steps_per_epoch  # fused steps stop at epoch ends
     epoch, step = divmod(gan.steps, steps_per_epoch)
     runs.truncate_metrics(run_dir, epoch)
-    guard = kcb.StopGuard()
-    evaluation = [kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs, reference,
-                                 config.eval_n, config.seed)] if reference else []
-    if config.translation:
-        samples = kcb.TranslationGrid(run_dir, guard, config.sample_every, config.epochs,
-                                      *held_out(config, data))
-    else:
-        samples = kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs,
-                                 config.latent_dim, config.seed, num_classes=gan.num_classes)
-    watch = kcb.Watchdog(run_dir, guard, config.epochs, config.loss, samples,
-                         evaluation[0] if evaluation else None)
-    metrics = kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size,
-                             [*evaluation, watch])
+    family = families.of(config.arch)
+    guard, notes, grid = kcb.StopGuard(), kcb.Notes(), family.grid(config, data)
     # The watchdog judges an epoch before it is logged, drawn or saved.
-    callbacks = [guard, *evaluation, watch, metrics, samples,
-                 kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
+    callbacks = [guard, notes]
+    if reference:
+        callbacks.append(kcb.Evaluation(run_dir, guard, config.eval_every, config.epochs,
+                                        reference, config.eval_n, config.seed, notes,
+                                        family.evaluate_against))
+    callbacks += [kcb.Watchdog(run_dir, guard, config.epochs, config.loss, grid, notes, notify),
+                  kcb.MetricsLog(run_dir, guard, config.epochs, config.batch_size, notes),
+                  kcb.SampleGrid(run_dir, guard, config.sample_every, config.epochs, grid, notes),
+                  kcb.Checkpoint(run_dir, guard, config.checkpoint_every, config.epochs)]
     if config.curves:
         callbacks.append(kcb.Curves(run_dir, guard, config.epochs))
     if config.tensorboard:
-        callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, metrics, samples))
+        callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, notes))
     callbacks += extra_callbacks
 
     def fit(gan, first_epoch, last_epoch, skip):
-        dataset = make_dataset(_arrays(config, data), config.batch_size, config.seed,
+        dataset = make_dataset(family.arrays(config, data), config.batch_size, config.seed,
                                steps_per_epoch, first_epoch, last_epoch, skip,
-                               paired=config.arch != "cyclegan",
+                               paired=family.paired(config),
                                strategy=getattr(gan, "distribute_strategy", None))
         gan.fit(dataset, epochs=last_epoch, initial_epoch=first_epoch,
                 steps_per_epoch=steps_per_epoch - skip, callbacks=callbacks, verbose=0,
@@ -248,19 +217,8 @@ def _fit(gan: GAN, config: TrainConfig, data: data_lib.Dataset, run_dir: Path,
     return result
 
 
-def held_out(config: TrainConfig, data: data_lib.Pairs, n: int = 8):
-    """The first `n` A and B images of the test split (of the training data where there is
-    none): the same ones in every epoch's grid."""
-    try:
-        data = data_lib.load_pairs(config.dataset, config.image_size, split="test",
-                                   paired=config.arch == "pix2pix")
-    except KganError:
-        pass  # no test split: the training images
-    return data.a[:n], data.b[:n], data.paired
-
-
 def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason: str,
-               recovery: int) -> GAN:
+               recovery: int) -> Adversarial:
     """The run's last good checkpoint with both learning rates halved and a fresh noise state
     (a new seed for each recovery); the recovery is logged in `metrics.jsonl`.
 
@@ -284,7 +242,7 @@ def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason:
     return gan
 
 
-def _outcome(gan: GAN, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
+def _outcome(gan: Adversarial, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
              epochs: int, recoveries: int = 0) -> TrainResult:
     steps = gan.steps
     if guard.reason not in (None, "interrupted"):

@@ -185,6 +185,6 @@ def kgan_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fashion(kgan_cache):
     """The Fashion-MNIST evaluation classifier (trained once per session, in about a minute)."""
-    from kgan import evaluate
+    from kgan import metrics
 
-    return evaluate.classifier("fashion_mnist", None)
+    return metrics.classifier("fashion_mnist", None)

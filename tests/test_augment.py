@@ -116,7 +116,7 @@ def test_adaptive_gates_each_policy_per_image_by_p():
 
 
 def _ada_gan(p):
-    from kgan.checkpoint import build_gan
+    from kgan.build import build_gan
     from kgan.config import TrainConfig
 
     gan = build_gan(TrainConfig(arch="dcgan", image_shape=(8, 8, 1), latent_dim=8,

@@ -23,9 +23,9 @@ ONE_STEP = r"""
 import json, sys
 import numpy as np
 import keras
-from kgan import layers
+from kgan.nn import layers
 from kgan.config import TrainConfig
-from kgan.checkpoint import build_gan
+from kgan.build import build_gan
 
 given = np.load(sys.argv[1])
 draw_noise = layers.ModulatedConv2D.draw_noise  # put back at the end: the process serves on
@@ -55,9 +55,9 @@ CASES = [("dcgan", loss) for loss in LOSSES] + [("resnet", "hinge"), ("stylegan"
 
 
 def test_one_step_parity_of_every_loss_and_arch(tmp_path, on_backend, monkeypatch):
-    from kgan import layers
-    from kgan.checkpoint import build_gan
+    from kgan.build import build_gan
     from kgan.config import TrainConfig
+    from kgan.nn import layers
 
     rng = np.random.default_rng(0)
     given = {"real": rng.uniform(-1, 1, (16, 8, 8, 1)).astype(np.float32),
@@ -255,8 +255,8 @@ DIRECT_CALL = r"""
 import json
 import numpy as np
 import keras
-from kgan import models
-from kgan.checkpoint import build_gan
+from kgan.families.noise import nets
+from kgan.build import build_gan
 from kgan.config import TrainConfig
 from kgan.trainers import torch as trainer
 
@@ -276,7 +276,7 @@ for arch in ("mlp", "dcgan", "resnet", "stylegan"):
             keras.ops.convert_to_numpy(call(model, inputs, training=training)).tolist()
             for call in (lambda m, x, training: m(x, training=training), trainer._call)]
 keras.config.set_dtype_policy("mixed_bfloat16")
-out["bfloat16 takes __call__"] = not trainer._float32(models.generator(config))
+out["bfloat16 takes __call__"] = not trainer._float32(nets.generator(config))
 print(json.dumps(out))
 """
 

@@ -1,4 +1,4 @@
-"""Each train option is written once, in `TrainConfig`: the CLI, resume and the README follow."""
+"""Each train option is written once, in `TrainConfig`: the CLI, resume and docs/train.md follow."""
 
 import json
 import re
@@ -12,7 +12,7 @@ from cli.main import app
 from kgan.config import TrainConfig, options, shown_default
 from kgan.errors import KganError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TRAIN_DOC = Path(__file__).resolve().parents[1] / "docs" / "train.md"  # the option table
 COMMAND_OPTIONS = {"--runs-dir", "--name", "--resume", "--quiet"}  # not settings of a run
 
 
@@ -20,9 +20,9 @@ def flag(field):
     return (field.metadata["flags"] or ("--" + field.name.replace("_", "-"),))[0].split("/")[0]
 
 
-def readme_table():
-    """`kgan train`'s option table in the README: {first flag of a row: its default cell}."""
-    table = README.read_text().split("| option | default | meaning |\n")[1].split("\n\n")[0]
+def option_table():
+    """`kgan train`'s option table in docs/train.md: {first flag of a row: its default cell}."""
+    table = TRAIN_DOC.read_text().split("| option | default | meaning |\n")[1].split("\n\n")[0]
     rows = {}
     for line in table.splitlines()[1:]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -30,8 +30,8 @@ def readme_table():
     return rows
 
 
-def test_readme_table_lists_every_option_with_the_configs_default():
-    rows = readme_table()
+def test_the_option_table_lists_every_option_with_the_configs_default():
+    rows = option_table()
     fields = {flag(field): field for field in options()}
     assert set(rows) == set(fields) | COMMAND_OPTIONS
     for name, field in fields.items():

@@ -15,7 +15,8 @@ import pytest
 from conftest import TECHNIQUES
 
 from kgan import training as lib
-from kgan.checkpoint import build_gan, load_gan
+from kgan.build import build_gan
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 

@@ -11,7 +11,7 @@ from conftest import toy_config
 from typer.testing import CliRunner
 
 from cli.main import app
-from kgan import data, evaluate
+from kgan import data, evaluate, metrics
 from kgan import training as lib
 from kgan.errors import KganError
 
@@ -20,13 +20,13 @@ runner = CliRunner()
 
 def test_fid_of_a_set_with_itself_is_zero():
     a = np.random.default_rng(0).standard_normal((500, 8))
-    assert evaluate.fid(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert metrics.fid(a, a) == pytest.approx(0.0, abs=1e-8)
 
 
 def test_fid_of_a_shifted_set_is_the_squared_shift():
     a = np.random.default_rng(0).standard_normal((500, 8)) @ np.diag(np.arange(1.0, 9.0))
     shift = np.linspace(-1, 2, 8)
-    assert evaluate.fid(a, a + shift) == pytest.approx(np.sum(shift**2), rel=1e-9)
+    assert metrics.fid(a, a + shift) == pytest.approx(np.sum(shift**2), rel=1e-9)
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
@@ -34,31 +34,31 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
     mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, 1.0, 0.0])
     s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([2.0, 1.0, 0.5])
     closed = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
-    assert evaluate.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(
+    assert metrics.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(
         closed, rel=1e-12)
     # A rotation changes neither distance: the eigenvalue route handles non-commuting matrices.
     q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((3, 3)))
-    assert evaluate.frechet_distance(q @ mu1, q @ np.diag(s1**2) @ q.T, q @ mu2,
+    assert metrics.frechet_distance(q @ mu1, q @ np.diag(s1**2) @ q.T, q @ mu2,
                                      q @ np.diag(s2**2) @ q.T) == pytest.approx(closed, rel=1e-9)
     # Sample FID approaches it.
     rng = np.random.default_rng(2)
     a = mu1 + s1 * rng.standard_normal((200_000, 3))
     b = mu2 + s2 * rng.standard_normal((200_000, 3))
-    assert evaluate.fid(a, b) == pytest.approx(closed, rel=0.02)
+    assert metrics.fid(a, b) == pytest.approx(closed, rel=0.02)
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: evaluate.fid(np.full((5, 3), np.nan), np.zeros((5, 3))),
+    (lambda: metrics.fid(np.full((5, 3), np.nan), np.zeros((5, 3))),
      "`features_a` must be finite; it has NaN or inf values"),
-    (lambda: evaluate.kid(np.zeros((5, 3)), [[np.inf, 0, 0]] * 5),
+    (lambda: metrics.kid(np.zeros((5, 3)), [[np.inf, 0, 0]] * 5),
      "`features_b` must be finite; it has NaN or inf values"),
-    (lambda: evaluate.fid(np.zeros(5), np.zeros(5)),
+    (lambda: metrics.fid(np.zeros(5), np.zeros(5)),
      "`features_a` must be a 2-D array (samples, features) with at least 2 samples. "
      "Received: shape=(5,)"),
-    (lambda: evaluate.kid(np.zeros((1, 3)), np.zeros((5, 3))),
+    (lambda: metrics.kid(np.zeros((1, 3)), np.zeros((5, 3))),
      "`features_a` must be a 2-D array (samples, features) with at least 2 samples. "
      "Received: shape=(1, 3)"),
-    (lambda: evaluate.classifier_score(np.random.default_rng(0).normal(0, 3, (100, 10))),
+    (lambda: metrics.classifier_score(np.random.default_rng(0).normal(0, 3, (100, 10))),
      "`probs` must be class probabilities: rows of non-negative numbers that sum to 1 (apply a "
      "softmax to logits first)"),
 ])
@@ -70,8 +70,8 @@ def test_metrics_refuse_what_they_cannot_measure(call, message):
 
 def test_kid_is_unbiased_and_separates_distributions():
     rng = np.random.default_rng(0)
-    same = evaluate.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)), 20, 500)
-    other = evaluate.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)) + 0.5,
+    same = metrics.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)), 20, 500)
+    other = metrics.kid(rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)) + 0.5,
                          20, 500)
     assert abs(same[0]) < 0.01 and abs(same[0]) < 3 * same[1]
     assert other[0] > 0.1 and other[0] > 10 * other[1]
@@ -79,12 +79,12 @@ def test_kid_is_unbiased_and_separates_distributions():
 
 def test_classifier_score_and_coverage():
     uniform = np.eye(10)[np.arange(1000) % 10]
-    assert evaluate.classifier_score(uniform)[0] == pytest.approx(10.0, rel=1e-6)
+    assert metrics.classifier_score(uniform)[0] == pytest.approx(10.0, rel=1e-6)
     one_class = np.eye(10)[np.full(1000, 3)]
-    assert evaluate.classifier_score(one_class)[0] == pytest.approx(1.0, rel=1e-6)
-    cov = evaluate.coverage(one_class)
+    assert metrics.classifier_score(one_class)[0] == pytest.approx(1.0, rel=1e-6)
+    cov = metrics.coverage(one_class)
     assert cov["missing_classes"] == [0, 1, 2, 4, 5, 6, 7, 8, 9] and cov["entropy"] == 0.0
-    full = evaluate.coverage(uniform)
+    full = metrics.coverage(uniform)
     assert full["missing_classes"] == [] and full["entropy_normalized"] == pytest.approx(1.0)
     assert full["histogram"] == [100] * 10 and full["top_class_fraction"] == 0.1
 
@@ -100,7 +100,7 @@ def test_classifier_reaches_its_accuracy_bar_on_real_fashion_mnist(fashion, kgan
 
 
 def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
-    reference = evaluate.Reference(fashion, "fashion_mnist", None, 2000)
+    reference = metrics.Reference(fashion, "fashion_mnist", None, 2000)
     train = data.load("fashion_mnist")
     real = reference.compare(train.x[:2000])
     noise = reference.compare(np.random.default_rng(0).uniform(-1, 1, (2000, 28, 28, 1))
@@ -140,9 +140,9 @@ def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
 def test_real_statistics_are_cached_per_dataset_split_and_extractor(fashion, tmp_path,
                                                                      monkeypatch):
     monkeypatch.setenv("KGAN_CACHE", str(tmp_path))  # an empty cache of real statistics
-    first = evaluate.Reference(fashion, "fashion_mnist", None, 500)
-    second = evaluate.Reference(fashion, "fashion_mnist", None, 500)
-    other_split = evaluate.Reference(fashion, "fashion_mnist", None, 500, split="train")
+    first = metrics.Reference(fashion, "fashion_mnist", None, 500)
+    second = metrics.Reference(fashion, "fashion_mnist", None, 500)
+    other_split = metrics.Reference(fashion, "fashion_mnist", None, 500, split="train")
     assert (first.cached, second.cached, other_split.cached) == (False, True, False)
     np.testing.assert_array_equal(first.features, second.features)
     assert len(list((tmp_path / "real-stats").iterdir())) == 2
@@ -208,7 +208,7 @@ def test_eval_bad_input(tmp_path, toy_npz, monkeypatch, capsys):
     unlabeled = tmp_path / "plain.npz"
     np.savez(unlabeled, x_train=np.load(toy_npz)["x_train"])
     with pytest.raises(KganError, match="needs class labels and .*plain.npz has none"):
-        evaluate.classifier(str(unlabeled), None)
+        metrics.classifier(str(unlabeled), None)
     result = runner.invoke(app, ["eval", "--runs-dir", str(tmp_path / "none")])
     assert result.exit_code == 1 and result.stderr.startswith("Error: No runs found in ")
     zero = runner.invoke(app, ["eval", "--n", "0"])
@@ -223,14 +223,14 @@ def test_eval_bad_input(tmp_path, toy_npz, monkeypatch, capsys):
         assert str(e.value) == message
     # Offline without the InceptionV3 weights: the error says what to put where.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(evaluate, "INCEPTION_URL", "http://127.0.0.1:9/inception.h5")
+    monkeypatch.setattr(metrics, "INCEPTION_URL", "http://127.0.0.1:9/inception.h5")
     capsys.readouterr()
     with pytest.raises(KganError) as e:
-        evaluate.inception()
+        metrics.inception()
     assert capsys.readouterr().out == ""  # "Downloading ..." is progress: stderr
     message = str(e.value)
     assert message.startswith("InceptionV3 weights are not on this machine and could not be "
                               "downloaded (")
-    assert message.endswith(f"Put {evaluate.INCEPTION_FILE} (from http://127.0.0.1:9/inception.h5)"
-                            f" at {tmp_path}/keras/models/{evaluate.INCEPTION_FILE}, or use "
+    assert message.endswith(f"Put {metrics.INCEPTION_FILE} (from http://127.0.0.1:9/inception.h5)"
+                            f" at {tmp_path}/keras/models/{metrics.INCEPTION_FILE}, or use "
                             "--features classifier.")

@@ -13,7 +13,7 @@ from conftest import toy_config
 from typer.testing import CliRunner
 
 from cli.main import app
-from kgan import draw, export, images
+from kgan import draw, export, images, serving
 from kgan import training as lib
 from kgan.checkpoint import load_gan
 
@@ -411,7 +411,7 @@ def test_two_exports_at_once_get_two_versions(tmp_path):
     assert sorted(int(path.name) for path in published) == [1, 2, 3, 4, 5, 6]
     for i, path in enumerate(published):  # each export kept, in the version it was told
         assert (path / "saved_model.pb").read_text() == str(i)
-        assert json.loads((path / export.METADATA).read_text())["version"] == int(path.name)
+        assert json.loads((path / serving.METADATA).read_text())["version"] == int(path.name)
 
 
 def test_exports_and_runs_are_readable_by_others_under_the_umask(toy_npz, tmp_path):
@@ -435,7 +435,7 @@ def test_a_broken_export_fails_its_check_and_publishes_nothing(trained, tmp_path
 
     run, _ = trained
     # Deliberately broken: the uint8 signatures scale by 120 instead of 127.5.
-    monkeypatch.setattr(export, "to_uint8", lambda images: tf.cast(
+    monkeypatch.setattr(serving, "to_uint8", lambda images: tf.cast(
         tf.clip_by_value(tf.round((images + 1.0) * 120.0), 0.0, 255.0), tf.uint8))
     out = tmp_path / "models"
     done = runner.invoke(app, ["export", str(run), "--out-dir", str(out)])
@@ -446,7 +446,7 @@ def test_a_broken_export_fails_its_check_and_publishes_nothing(trained, tmp_path
     assert [p.name for p in (out / "dcgan-toy").iterdir() if not p.name.startswith(".")] == []
     unchecked = runner.invoke(app, ["export", str(run), "--out-dir", str(out), "--no-verify"])
     assert unchecked.exit_code == 0 and unchecked.stdout == f"{out / 'dcgan-toy' / '1'}\n"
-    assert "verified" not in export.metadata(out / "dcgan-toy" / "1")
+    assert "verified" not in serving.metadata(out / "dcgan-toy" / "1")
 
 
 # The residual and style-based archs' exports, called by TensorFlow alone: z (and truncation)
@@ -474,7 +474,7 @@ def test_residual_and_style_based_exports_load_in_tensorflow_alone(arch, toy_npz
     run_dir = lib.train(toy_config(toy_npz, arch=arch, base_filters=4, steps_per_epoch=4),
                         runs_dir=tmp_path / "runs").run_dir
     path = export.export(run_dir, tmp_path / "saved_models")  # checked in TF alone, too
-    meta = export.metadata(path)
+    meta = serving.metadata(path)
     assert meta["verified"]["max_difference"] <= 1 and meta["truncation"] == (arch == "stylegan")
     z = np.random.default_rng(4).standard_normal((5, 8)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)

@@ -5,10 +5,12 @@ from conftest import toy_config
 from keras import layers
 from PIL import Image
 
-from kgan import draw, images, models, training
-from kgan.checkpoint import build_gan, load_gan
+from kgan import draw, images, training
+from kgan.build import build_gan
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
-from kgan.gan import GAN
+from kgan.families.noise import GANSource, nets
+from kgan.families.noise.gan import GAN
 from kgan.trainers import make_dataset
 
 
@@ -51,7 +53,7 @@ def test_learns_a_1d_gaussian():
 @pytest.mark.parametrize("loss", ["bce", "minimax", "lsgan", "hinge", "wgan-gp"])
 def test_each_loss_trains_finite_with_d_steps(loss):
     config = TrainConfig(arch="dcgan", image_shape=(8, 8, 1), latent_dim=8, base_filters=4)
-    gan = GAN(models.generator(config), models.discriminator(config), 8, seed=0)
+    gan = GAN(nets.generator(config), nets.discriminator(config), 8, seed=0)
     gan.compile(adam(), adam(), loss=loss, d_steps=2)
     x = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
     before = [keras.ops.convert_to_numpy(v) for v in gan.discriminator.trainable_variables]
@@ -65,7 +67,7 @@ def test_each_loss_trains_finite_with_d_steps(loss):
 
 def test_save_and_load_model_round_trip_is_bit_identical(tmp_path):
     config = TrainConfig(arch="mlp", image_shape=(8, 8, 1), latent_dim=8)
-    gan = GAN(models.generator(config), models.discriminator(config), 8, seed=5)
+    gan = GAN(nets.generator(config), nets.discriminator(config), 8, seed=5)
     gan.compile(adam(), adam(), loss="wgan-gp", d_steps=2, gp_weight=5.0)
     x = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
     gan.fit(make_dataset((x,), 16, 0, 4, 0, 1), epochs=1, steps_per_epoch=4, verbose=0,
@@ -87,7 +89,7 @@ def test_save_and_load_model_round_trip_is_bit_identical(tmp_path):
 
 def test_generate_is_keyed_by_seed():
     config = TrainConfig(arch="mlp", image_shape=(8, 8, 1), latent_dim=8)
-    gan = GAN(models.generator(config), models.discriminator(config), 8)
+    gan = GAN(nets.generator(config), nets.discriminator(config), 8)
     a, b, c = (keras.ops.convert_to_numpy(gan.generate(4, seed=s)) for s in (1, 1, 2))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -134,7 +136,7 @@ def test_ema_lags_the_raw_weights_by_the_formula_and_is_what_sampling_uses(toy_n
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), raw)
     averaged = draw.draw(draw.from_run(run), 8, seed=0)
     assert not np.array_equal(averaged, draw.draw(draw.from_run(run, ema=False), 8, seed=0))
-    assert np.array_equal(averaged, draw.draw(draw.GANSource(ema_gan), 8, seed=0))
+    assert np.array_equal(averaged, draw.draw(GANSource(ema_gan), 8, seed=0))
     z = np.random.default_rng(1).standard_normal((64, 8)).astype("float32")  # the grid's noise
     expected = images.grid(images.to_uint8(keras.ops.convert_to_numpy(ema_gan.generator(z))))
     grid = np.asarray(Image.open(run / "samples" / "epoch-0001.png"))

@@ -10,8 +10,10 @@ from conftest import KGAN_CLI, toy_config
 
 from kgan import draw
 from kgan import training as lib
-from kgan.checkpoint import build_gan, cpu_has_bfloat16, load_gan, mixed_precision, precision_policy
+from kgan.build import build_gan
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
+from kgan.policy import cpu_has_bfloat16, mixed_precision, precision_policy
 
 
 def test_mixed_precision_trains_in_bfloat16_on_cpu_and_keeps_float32_where_it_matters(

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from kgan import models
 from kgan.config import TrainConfig
 from kgan.errors import KganError
+from kgan.families.noise import nets
 
 
 @pytest.mark.parametrize(("arch", "shape"), [
@@ -15,7 +15,7 @@ from kgan.errors import KganError
 ])
 def test_shapes_names_and_ranges(arch, shape):
     config = TrainConfig(arch=arch, image_shape=shape, latent_dim=16, base_filters=8)
-    g, d = models.generator(config), models.discriminator(config)
+    g, d = nets.generator(config), nets.discriminator(config)
     assert (g.name, d.name) == ("generator", "discriminator")
     assert g.input_shape == (None, 16) and g.output_shape == (None, *shape)
     assert d.input_shape == (None, *shape) and d.output_shape == (None, 1)
@@ -26,7 +26,7 @@ def test_shapes_names_and_ranges(arch, shape):
 
 def test_mlp_matches_the_classic_layout():
     config = TrainConfig(arch="mlp", image_shape=(28, 28, 1))
-    g, d = models.generator(config), models.discriminator(config)
+    g, d = nets.generator(config), nets.discriminator(config)
     dense = [layer.units for layer in g.layers if hasattr(layer, "units")]
     assert dense == [256, 512, 1024, 784]
     assert [layer.units for layer in d.layers if hasattr(layer, "units")] == [512, 256, 1]
@@ -34,12 +34,12 @@ def test_mlp_matches_the_classic_layout():
 
 @pytest.mark.parametrize(("size", "steps"), [(28, 2), (32, 3), (64, 4), (8, 1)])
 def test_dcgan_upsamplings(size, steps):
-    assert models.dcgan_upsamplings(size) == steps
+    assert nets.dcgan_upsamplings(size) == steps
 
 
 def test_dcgan_rejects_odd_sizes():
     with pytest.raises(KganError) as e:
-        models.check_image_shape(TrainConfig(arch="dcgan", image_shape=(27, 27, 1)))
+        nets.check_image_shape(TrainConfig(arch="dcgan", image_shape=(27, 27, 1)))
     assert str(e.value) == ("`image_size` must be even and at least 8 for arch=dcgan (for example "
                             "28, 32 or 64). Received: image_size=27")
 
@@ -48,7 +48,7 @@ def test_dcgan_rejects_odd_sizes():
 def test_conditional_models_take_labels_and_d_projects_them(arch):
     config = TrainConfig(arch=arch, image_shape=(8, 8, 1), latent_dim=16, base_filters=8,
                          conditional=True, num_classes=4)
-    g, d = models.generator(config), models.discriminator(config)
+    g, d = nets.generator(config), nets.discriminator(config)
     z = np.random.default_rng(0).standard_normal((3, 16)).astype("float32")
     label_a, label_b = np.array([0, 1, 2], "int32"), np.array([3, 3, 3], "int32")
     images = np.asarray(g([z, label_a]))
@@ -66,7 +66,7 @@ def test_conditional_models_take_labels_and_d_projects_them(arch):
 def test_spectral_norm_wraps_every_weight_layer_of_d():
     config = TrainConfig(arch="dcgan", image_shape=(16, 16, 1), spectral_norm=True,
                          base_filters=8, conditional=True, num_classes=3)
-    d = models.discriminator(config)
+    d = nets.discriminator(config)
     wrapped = [layer.layer for layer in d.layers
                if isinstance(layer, keras.layers.SpectralNormalization)]
     assert [type(layer).__name__ for layer in wrapped] == ["Conv2D", "Conv2D", "Dense"]
@@ -80,7 +80,7 @@ def _inputs(g, n, seed=0, labels=None, psi=1.0):
     inputs = [keras.ops.convert_to_tensor(z)]
     if labels is not None:
         inputs.append(keras.ops.convert_to_tensor(labels, "int32"))
-    if models.truncates(g):
+    if nets.truncates(g):
         inputs.append(keras.ops.full((n,), psi, "float32"))
     return inputs[0] if len(inputs) == 1 else inputs
 
@@ -95,8 +95,8 @@ def test_residual_and_style_models_at_several_sizes(arch, shape, options):
     config = TrainConfig(arch=arch, image_shape=shape, latent_dim=16, base_filters=4,
                          num_classes=4 if options.get("conditional") else None,
                          **options).validate()
-    models.check_image_shape(config)
-    g, d = models.generator(config), models.discriminator(config)
+    nets.check_image_shape(config)
+    g, d = nets.generator(config), nets.discriminator(config)
     assert (g.name, d.name) == ("generator", "discriminator")
     labels = np.array([0, 1, 3], "int32") if config.conditional else None
     for training in (True, False):
@@ -125,7 +125,7 @@ def test_residual_and_style_models_at_several_sizes(arch, shape, options):
 def test_attention_must_be_a_resolution_of_the_model():
     config = TrainConfig(arch="resnet", image_shape=(32, 32, 1), attention=12).validate()
     with pytest.raises(KganError) as e:
-        models.check_image_shape(config)
+        nets.check_image_shape(config)
     assert str(e.value) == ("`attention` must be a resolution that G and D of a 32 px resnet both "
                             "have: 8, 16. Received: attention=12")
     with pytest.raises(KganError) as e:
@@ -136,7 +136,7 @@ def test_attention_must_be_a_resolution_of_the_model():
 def test_stylegan_truncation_zero_draws_the_average_style():
     config = TrainConfig(arch="stylegan", image_shape=(16, 16, 1), latent_dim=16,
                          base_filters=4).validate()
-    g = models.generator(config)
+    g = nets.generator(config)
     # Training calls move the average style; then psi = 0 maps every z to it.
     for seed in range(3):
         g(_inputs(g, 8, seed=seed), training=True)
@@ -161,14 +161,14 @@ CONV_PAIR = r"""
 import json, sys
 import numpy as np
 import keras
-from kgan import layers
+from kgan.nn import fast
 
 out = {}
 rng = np.random.default_rng(0)
 x = rng.normal(size=(4, 12, 12, 3)).astype("float32")
 for i, (conv, transpose) in enumerate(json.loads(sys.argv[1])):
     pair = []
-    for module in (keras.layers, layers):
+    for module in (keras.layers, fast):
         model = keras.Sequential([keras.Input((12, 12, 3)), module.Conv2D(5, **conv),
                                   module.BatchNormalization(momentum=0.5),
                                   module.Conv2DTranspose(3, **transpose)])

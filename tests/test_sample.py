@@ -9,6 +9,7 @@ from PIL import Image
 from kgan import draw, images
 from kgan import training as lib
 from kgan.checkpoint import load_gan
+from kgan.families.noise import GANSource
 
 
 def test_slerp_keeps_ends_and_walks_on_the_sphere():
@@ -60,10 +61,10 @@ def test_interpolate_writes_a_strip_and_a_looping_gif(conditional_run, tmp_path)
     gif = Image.open(tmp_path / "walk.gif")
     assert gif.n_frames == 5 + 3 and gif.info["loop"] == 0  # forward, then back
     gan, _ = load_gan(conditional_run)
-    walks = draw.interpolate(draw.GANSource(gan), 5, seed=0)
+    walks = draw.interpolate(GANSource(gan), 5, seed=0)
     assert walks.shape == (4, 5, 8, 8, 1)
     ends = keras.ops.convert_to_numpy(gan.sample_noise(8, seed=0))
-    start = draw.GANSource(gan).generate(np.repeat(ends[:1], 4, 0), np.arange(4, dtype="int32"))
+    start = GANSource(gan).generate(np.repeat(ends[:1], 4, 0), np.arange(4, dtype="int32"))
     np.testing.assert_allclose(walks[:, 0], start, atol=1e-6)  # every class from the same z
     np.testing.assert_array_equal(np.asarray(gif.convert("L")),
                                   images.grid(images.to_uint8(walks[:, 0]))[..., 0])

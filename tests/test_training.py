@@ -1,3 +1,4 @@
+import csv as csv_module
 import json
 import resource
 import zipfile
@@ -8,7 +9,7 @@ import pytest
 from conftest import STYLE_ADA, TECHNIQUES, At, assert_same_state, ctrl_c, poison, toy_config
 from PIL import Image
 
-from kgan import images
+from kgan import health, images
 from kgan import training as lib
 from kgan.checkpoint import load_gan
 from kgan.errors import Interrupted, KganError
@@ -202,3 +203,29 @@ def test_dataset_smaller_than_a_batch(toy_npz, tmp_path):
     assert str(e.value) == ("The dataset has 200 images, fewer than one batch. Use a smaller "
                             "--batch-size. Received: batch_size=500")
     assert not (tmp_path / "runs").exists()
+
+
+def test_stock_keras_callbacks_read_the_logs(toy_npz, tmp_path):
+    """kgan's callbacks leave numbers only in Keras' `logs`: the stock TensorBoard and
+    CSVLogger callbacks record every one of them, the watchdog's health and the evaluation's
+    FID included."""
+    import tensorflow as tf
+
+    board, csv = tmp_path / "board", tmp_path / "log.csv"
+    result = lib.train(toy_config(toy_npz, epochs=2), runs_dir=tmp_path / "runs", callbacks=[
+        keras.callbacks.TensorBoard(str(board)), keras.callbacks.CSVLogger(str(csv))])
+    assert result.status == "finished"
+    tags = {value.tag for path in board.rglob("*.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+    assert {"epoch_d_loss", "epoch_g_loss", "epoch_r_t", "epoch_health",
+            "epoch_images_per_sec"} <= tags
+    rows = list(csv_module.DictReader(csv.open()))
+    records = [json.loads(line) for line in
+               (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == len(records) == 2
+    for row, record in zip(rows, records, strict=True):
+        # The verdict stays whole in metrics.jsonl; the logs carry its severity.
+        assert float(row["health"]) == health.SEVERITY.index(record["health"]["status"])
+        assert float(row["d_loss"]) == pytest.approx(record["d_loss"])
+        assert float(row["seconds"]) == record["seconds"]

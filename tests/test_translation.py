@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from conftest import At, assert_same_state, ctrl_c, kgan
 
-from kgan import export, images, training
-from kgan.checkpoint import build_gan, load_gan
+from kgan import export, images, serving, training
+from kgan.build import build_gan
+from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 from kgan.errors import KganError
+from kgan.families.translation import serving as translation_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,9 +223,9 @@ def test_exports_answer_like_the_run_in_tensorflow_alone(tf_runs, exports, tmp_p
             np.testing.assert_array_equal(out[f"{arch}/{direction}/png"], uint8)
             assert out[f"{arch}/{direction}/png_resized"].shape == expected.shape[1:]
     for arch in ARCHS:  # every signature was checked in TensorFlow alone before publishing
-        assert export.metadata(exports[arch])["verified"]["signatures"] == sorted(
-            export.TRANSLATION_SIGNATURES[arch])
-    meta = export.metadata(exports["cyclegan"])
+        assert serving.metadata(exports[arch])["verified"]["signatures"] == sorted(
+            translation_serving.SIGNATURES[arch])
+    meta = serving.metadata(exports["cyclegan"])
     assert meta["shapes"] == {"a2b": [[8, 8, 1], [8, 8, 3]], "b2a": [[8, 8, 3], [8, 8, 1]]}
     assert meta["arch"] == "cyclegan" and meta["step"] == 4
 

@@ -8,7 +8,7 @@ from conftest import kgan
 
 from kgan import training
 from kgan.config import TrainConfig
-from kgan.evaluate import evaluate_translation
+from kgan.evaluate import evaluate
 
 
 def quick(arch, dataset, **overrides):
@@ -20,7 +20,7 @@ def quick(arch, dataset, **overrides):
 def test_pix2pix_beats_the_input_on_superresolution(fashion, tmp_path):
     run = training.train(quick("pix2pix", "fashion_mnist:superres", batch_size=16, epochs=2,
                                steps_per_epoch=100), runs_dir=tmp_path).run_dir
-    result = evaluate_translation(run, n=500)
+    result = evaluate(run, n=500)
     assert result["protocol"]["split"] == "test" and result["protocol"]["n"] == 500
     assert result["l1"] < 0.9 * result["input_l1"]  # 0.080 against 0.105 when written
     assert result["psnr"] > result["input_psnr"] and result["ssim"] > result["input_ssim"]

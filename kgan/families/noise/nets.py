@@ -1,4 +1,5 @@
-"""Model builders: `generator(config)` and `discriminator(config)` return named Functional models.
+"""The noise GANs' networks: `generator(config)` and `discriminator(config)` build its arch's
+(`kgan.families.ARCHS` names the builders) as named Functional models.
 
 Every architecture takes the same arguments, the generator maps `z` of shape (latent_dim,) to
 images in [-1, 1] of `config.image_shape`, and the discriminator returns one logit per image.
@@ -15,21 +16,23 @@ from __future__ import annotations
 import math
 
 import keras
-from keras import layers, ops
+from keras import layers
 
-from kgan import layers as klayers
+from kgan import families
 from kgan.config import TrainConfig
 from kgan.errors import KganError
+from kgan.nn import fast
+from kgan.nn import layers as klayers
 
 
 def generator(config: TrainConfig) -> keras.Model:
     """Builds the generator of `config.arch` for `config.image_shape`."""
-    return _BUILDERS[config.arch][0](config)
+    return globals()[families.arch(config.arch).builders[0]](config)
 
 
 def discriminator(config: TrainConfig) -> keras.Model:
     """Builds the discriminator (logits, no sigmoid) of `config.arch`."""
-    return _BUILDERS[config.arch][1](config)
+    return globals()[families.arch(config.arch).builders[1]](config)
 
 
 LABEL_EMBEDDING = 50  # size of the generator's label embedding (conditional runs)
@@ -72,7 +75,7 @@ def _weights(config: TrainConfig, layer: layers.Layer) -> layers.Layer:
     return klayers.spectral(layer, config.spectral_norm)
 
 
-def _mlp_generator(config: TrainConfig) -> keras.Model:
+def mlp_generator(config: TrainConfig) -> keras.Model:
     # The classic MLP GAN (Goodfellow et al. 2014, as in the common PyTorch example).
     inputs, x = _generator_inputs(config)
     for units in (256, 512, 1024):
@@ -83,7 +86,7 @@ def _mlp_generator(config: TrainConfig) -> keras.Model:
     return keras.Model(inputs, images, name="generator")
 
 
-def _mlp_discriminator(config: TrainConfig) -> keras.Model:
+def mlp_discriminator(config: TrainConfig) -> keras.Model:
     images = keras.Input(config.image_shape, name="images")
     x = layers.Flatten()(images)
     for units in (512, 256):
@@ -110,27 +113,27 @@ def dcgan_upsamplings(size: int, arch: str = "dcgan") -> int:
     return steps
 
 
-def _dcgan_generator(config: TrainConfig) -> keras.Model:
+def dcgan_generator(config: TrainConfig) -> keras.Model:
     height, width, channels = config.image_shape
     steps = dcgan_upsamplings(height)
     start = height // 2**steps
     filters = config.base_filters * 2 ** (steps - 1)
     inputs, x = _generator_inputs(config)
     x = layers.Dense(start * start * filters, use_bias=False)(x)
-    x = klayers.BatchNormalization()(x)
+    x = fast.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((start, start, filters))(x)
     for i in range(steps - 1):
-        x = klayers.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
+        x = fast.Conv2DTranspose(filters // 2 ** (i + 1), 4, strides=2, padding="same",
                                     use_bias=False)(x)
-        x = klayers.BatchNormalization()(x)
+        x = fast.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    images = klayers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
+    images = fast.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh",
                                      name="images", dtype="float32")(x)
     return keras.Model(inputs, images, name="generator")
 
 
-def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
+def dcgan_discriminator(config: TrainConfig) -> keras.Model:
     # No normalization in D: BatchNorm would mix real and fake statistics and break the
     # per-sample gradient penalty of wgan-gp; strided convs + LeakyReLU train stably here.
     height, _, _ = config.image_shape
@@ -138,7 +141,7 @@ def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
     images = keras.Input(config.image_shape, name="images")
     x = images
     for i in range(steps):
-        x = _weights(config, klayers.Conv2D(config.base_filters * 2**i, 4, strides=2,
+        x = _weights(config, fast.Conv2D(config.base_filters * 2**i, 4, strides=2,
                                             padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     return _discriminator_head(config, images, layers.Flatten()(x))
@@ -149,109 +152,10 @@ def _dcgan_discriminator(config: TrainConfig) -> keras.Model:
 # training=False would switch to), so a model translates the same at any batch size.
 
 
-@keras.saving.register_keras_serializable(package="kgan")
-class InstanceNormalization(layers.Layer):
-    """(x - mean) / sqrt(var + 1e-5) over each image's height and width, per channel, with no
-    scale or offset: PyTorch's `InstanceNorm2d()` that the papers' code uses. Keras'
-    `GroupNormalization(groups=-1)` computes the same with a scale and offset, and 3x the
-    ops: TensorFlow took seconds longer to trace CycleGAN's step with it."""
-
-    def call(self, x):
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
-        centered = x - mean
-        return centered * ops.rsqrt(ops.mean(ops.square(centered), axis=(1, 2), keepdims=True)
-                                    + 1e-5)
-
-
-def _instance_norm():
-    return InstanceNormalization()
-
-
-def unet_downsamplings(size: int) -> int:
-    """Stride-2 steps of the U-Net: halve while the side stays even, at most 8 (256 -> 1)."""
-    steps = 0
-    while size % 2 == 0 and steps < 8:
-        size //= 2
-        steps += 1
-    return steps
-
-
-def unet(config: TrainConfig, in_channels: int, out_channels: int) -> keras.Model:
-    """pix2pix's U-Net (Isola et al. 2017): 4x4 stride-2 convs down (C64-C128-C256-C512-...),
-    transposed convs up with skip connections, dropout 0.5 on the three innermost up steps
-    (the paper's noise; only when training here, so a translation is deterministic)."""
-    size = config.image_shape[0]
-    steps = unet_downsamplings(size)
-    widths = [min(config.base_filters * 2**i, config.base_filters * 8) for i in range(steps)]
-    images = keras.Input((size, size, in_channels), name="images")
-    x, skips = images, []
-    for i, filters in enumerate(widths):
-        x = klayers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False)(x)
-        if 0 < i < steps - 1:  # none on the first layer and the 1x1 bottleneck
-            x = _instance_norm()(x)
-        x = layers.LeakyReLU(0.2)(x)
-        skips.append(x)
-    for i, filters in enumerate(reversed(widths[:-1])):
-        x = klayers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
-        x = _instance_norm()(x)
-        if i < 3:  # seeded: without a seed, torch's dropout draws from its global generator
-            x = layers.Dropout(0.5, seed=config.seed + i)(x)
-        x = layers.ReLU()(layers.Concatenate()([x, skips[-2 - i]]))
-    out = klayers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", activation="tanh",
-                                  name="translated", dtype="float32")(x)
-    return keras.Model(images, out, name="generator")
-
-
-def resnet_generator(config: TrainConfig, in_channels: int, out_channels: int,
-                     name: str) -> keras.Model:
-    """CycleGAN's ResNet generator (Zhu et al. 2017, after Johnson et al.): c7s1-64, d128,
-    d256, 6 residual blocks below 256 px (9 from 256), u128, u64, c7s1-C. Zero padding where
-    the paper reflects."""
-    size = config.image_shape[0]
-    f = config.base_filters
-    images = keras.Input((size, size, in_channels), name="images")
-    x = klayers.Conv2D(f, 7, padding="same", use_bias=False)(images)
-    x = layers.ReLU()(_instance_norm()(x))
-    for filters in (2 * f, 4 * f):
-        x = klayers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(_instance_norm()(x))
-    for _ in range(9 if size >= 256 else 6):
-        y = klayers.Conv2D(4 * f, 3, padding="same", use_bias=False)(x)
-        y = layers.ReLU()(_instance_norm()(y))
-        y = _instance_norm()(klayers.Conv2D(4 * f, 3, padding="same", use_bias=False)(y))
-        x = layers.Add()([x, y])
-    for filters in (2 * f, f):
-        x = klayers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(_instance_norm()(x))
-    out = klayers.Conv2D(out_channels, 7, padding="same", activation="tanh", name="translated",
-                         dtype="float32")(x)
-    return keras.Model(images, out, name=name)
-
-
-def patch_discriminator(config: TrainConfig, channels: int, name: str) -> keras.Model:
-    """The PatchGAN (70x70 at 256 px): C64-C128-C256 at stride 2 (fewer while the side stays
-    even and at least 4), C512 at stride 1, then one logit per patch."""
-    size = config.image_shape[0]
-    images = keras.Input((size, size, channels), name="images")
-    x, side = images, size
-    for i in range(3):
-        if side % 2 or side // 2 < 4:
-            break
-        x = klayers.Conv2D(config.base_filters * 2**i, 4, strides=2, padding="same")(x)
-        if i:
-            x = _instance_norm()(x)
-        x = layers.LeakyReLU(0.2)(x)
-        side //= 2
-    x = klayers.Conv2D(config.base_filters * 8, 4, padding="same")(x)
-    x = layers.LeakyReLU(0.2)(_instance_norm()(x))
-    logits = klayers.Conv2D(1, 4, padding="same", name="logits", dtype="float32")(x)
-    return keras.Model(images, logits, name=name)
-
-
 def check_image_shape(config: TrainConfig) -> None:
     """Raises `KganError` if `config.arch` cannot produce `config.image_shape`."""
     height, width, channels = config.image_shape
-    if config.arch in CONVOLUTIONAL:
+    if families.arch(config.arch).convolutional:
         if height != width:
             raise KganError(f"arch={config.arch} needs square images. Received: "
                             f"image_shape={config.image_shape}")
@@ -282,11 +186,11 @@ def _width(config: TrainConfig, side: int) -> int:
 
 def _norm(config: TrainConfig, x, label):
     if label is None:
-        return klayers.BatchNormalization()(x)
+        return fast.BatchNormalization()(x)
     return klayers.ConditionalBatchNormalization(config.num_classes)([x, label])
 
 
-def _resnet_generator(config: TrainConfig) -> keras.Model:
+def resnet_generator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     z = keras.Input((config.latent_dim,), name="z")
     label = keras.Input((), dtype="int32", name="label") if config.conditional else None
@@ -295,29 +199,29 @@ def _resnet_generator(config: TrainConfig) -> keras.Model:
     for side in sides[1:]:  # BN-ReLU-up-conv3-BN-ReLU-conv3, plus up-conv1 on the shortcut
         filters = _width(config, side)
         h = layers.ReLU()(_norm(config, x, label))
-        h = klayers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
+        h = fast.Conv2D(filters, 3, padding="same")(layers.UpSampling2D()(h))
         h = layers.ReLU()(_norm(config, h, label))
-        h = klayers.Conv2D(filters, 3, padding="same")(h)
-        x = layers.Add()([h, klayers.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
+        h = fast.Conv2D(filters, 3, padding="same")(h)
+        x = layers.Add()([h, fast.Conv2D(filters, 1)(layers.UpSampling2D()(x))])
         if side == config.attention:
             x = klayers.SelfAttention()(x)
-    x = layers.ReLU()(klayers.BatchNormalization()(x))
-    images = klayers.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
+    x = layers.ReLU()(fast.BatchNormalization()(x))
+    images = fast.Conv2D(config.image_shape[2], 3, padding="same", activation="tanh",
                             name="images", dtype="float32")(x)
     return keras.Model([z, label] if label is not None else z, images, name="generator")
 
 
-def _resnet_discriminator(config: TrainConfig) -> keras.Model:
+def resnet_discriminator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     images = keras.Input(config.image_shape, name="images")
     x = images
     for i, side in enumerate(reversed(sides[:-1])):  # ReLU-conv3-ReLU-conv3-pool, conv1-pool
         filters = _width(config, side)
         h = x if i == 0 else layers.ReLU()(x)  # the first block sees the image itself
-        h = _weights(config, klayers.Conv2D(filters, 3, padding="same"))(h)
-        h = _weights(config, klayers.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
+        h = _weights(config, fast.Conv2D(filters, 3, padding="same"))(h)
+        h = _weights(config, fast.Conv2D(filters, 3, padding="same"))(layers.ReLU()(h))
         h = layers.AveragePooling2D(2)(h)
-        shortcut = _weights(config, klayers.Conv2D(filters, 1))(layers.AveragePooling2D(2)(x))
+        shortcut = _weights(config, fast.Conv2D(filters, 1))(layers.AveragePooling2D(2)(x))
         x = layers.Add()([h, shortcut])
         if side == config.attention:
             x = klayers.SelfAttention(config.spectral_norm)(x)
@@ -333,7 +237,7 @@ def _resnet_discriminator(config: TrainConfig) -> keras.Model:
 # (the whole batch). tanh on the summed skip outputs keeps the images in [-1, 1].
 
 
-def _stylegan_generator(config: TrainConfig) -> keras.Model:
+def stylegan_generator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     inputs, w = _generator_inputs(config)
     psi = keras.Input((), name=TRUNCATION)
@@ -365,32 +269,23 @@ def _stylegan_generator(config: TrainConfig) -> keras.Model:
     return keras.Model([*inputs, psi], images, name="generator")
 
 
-def _stylegan_discriminator(config: TrainConfig) -> keras.Model:
+def stylegan_discriminator(config: TrainConfig) -> keras.Model:
     sides = _sides(config.image_shape[0])
     images = keras.Input(config.image_shape, name="images")
-    x = _weights(config, klayers.Conv2D(_width(config, sides[-1]), 1))(images)
+    x = _weights(config, fast.Conv2D(_width(config, sides[-1]), 1))(images)
     x = layers.LeakyReLU(0.2)(x)
     for side in reversed(sides[:-1]):  # conv3-conv3-pool, plus pool-conv1 on the skip
         filters = _width(config, side)
-        h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1], 3,
+        h = layers.LeakyReLU(0.2)(_weights(config, fast.Conv2D(x.shape[-1], 3,
                                                                   padding="same"))(x))
-        h = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(filters, 3, padding="same"))(h))
+        h = layers.LeakyReLU(0.2)(_weights(config, fast.Conv2D(filters, 3, padding="same"))(h))
         h = layers.AveragePooling2D(2)(h)
-        skip = _weights(config, klayers.Conv2D(filters, 1, use_bias=False))(
+        skip = _weights(config, fast.Conv2D(filters, 1, use_bias=False))(
             layers.AveragePooling2D(2)(x))
         x = layers.Rescaling(1 / math.sqrt(2))(layers.Add()([h, skip]))
     x = klayers.MinibatchStdDev()(x)
-    x = layers.LeakyReLU(0.2)(_weights(config, klayers.Conv2D(x.shape[-1] - 1, 3,
+    x = layers.LeakyReLU(0.2)(_weights(config, fast.Conv2D(x.shape[-1] - 1, 3,
                                                               padding="same"))(x))
     x = layers.LeakyReLU(0.2)(_weights(config, layers.Dense(_width(config, sides[0])))(
         layers.Flatten()(x)))
     return _discriminator_head(config, images, x)
-
-
-_BUILDERS = {
-    "mlp": (_mlp_generator, _mlp_discriminator),
-    "dcgan": (_dcgan_generator, _dcgan_discriminator),
-    "resnet": (_resnet_generator, _resnet_discriminator),
-    "stylegan": (_stylegan_generator, _stylegan_discriminator),
-}
-CONVOLUTIONAL = ("dcgan", "resnet", "stylegan")  # square images, sides halved down to 4..7

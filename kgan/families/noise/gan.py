@@ -8,8 +8,9 @@ import contextlib
 import keras
 from keras import ops
 
-from kgan import augment, models
+from kgan import augment
 from kgan.adversarial import Adversarial
+from kgan.families.noise import nets
 from kgan.labels import labels_for
 
 
@@ -68,7 +69,7 @@ class GAN(Adversarial):
         self.ada_p = None if ada_target is None else self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="ada_p", aggregation="mean")
         # StyleGAN-style generators take a truncation psi per image (1 while training).
-        self.truncates = models.truncates(generator)
+        self.truncates = nets.truncates(generator)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")  # mean D logit on real images

@@ -316,13 +316,13 @@ def conv_kernels(args) -> dict:
     backend = args.row.removeprefix("conv_kernels_")
     os.environ["KERAS_BACKEND"] = backend
 
-    from kgan.nn import fast as layers
+    from kgan.nn import fast
 
     batch = 2 * ARCHS["dcgan"]
-    cases = {"d_conv_64_128": (layers.Conv2D(128, 4, strides=2, padding="same"),
+    cases = {"d_conv_64_128": (fast.Conv2D(128, 4, strides=2, padding="same"),
                                (batch, 14, 14, 64), 2 * 7 * 7 * 16 * 64 * 128),
              "g_conv_transpose_128_64": (
-                 layers.Conv2DTranspose(64, 4, strides=2, padding="same"),
+                 fast.Conv2DTranspose(64, 4, strides=2, padding="same"),
                  (batch, 7, 7, 128), 2 * 7 * 7 * 16 * 128 * 64)}
     result = {}
     for name, (layer, shape, flops) in cases.items():

@@ -47,8 +47,8 @@ fashion32 resnet-r1-ema --arch resnet --base-filters 16 --loss bce --no-spectral
   --ema 0.999
 
 # 2. The small dataset, plain and with adaptive augmentation (default target 0.6), two seeds.
-fm_classifier=$("$python" -c "from kgan import evaluate
-print(evaluate.classifier('fashion_mnist', 32).info['path'])")
+fm_classifier=$("$python" -c "from kgan import metrics
+print(metrics.classifier('fashion_mnist', 32).info['path'])")
 small() {
   local name=$1; shift
   run=$("$kgan" train --arch dcgan --dataset "$out/fm1000.npz" --image-size 32 --epochs 600 \

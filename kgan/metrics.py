@@ -203,7 +203,7 @@ def classifier_key(dataset: str, image_shape) -> str:
     if dataset in data_lib.BUILTIN_DATASETS:
         return f"{dataset}-{shape}-{version}"
     digest = hashlib.sha1(dataset_key(dataset).encode()).hexdigest()[:10]
-    return f"{data_lib._slug(Path(dataset).stem)}-{digest}-{shape}-{version}"
+    return f"{data_lib.slug(Path(dataset).stem)}-{digest}-{shape}-{version}"
 
 
 def dataset_key(dataset: str) -> str:

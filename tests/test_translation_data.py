@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from kgan import data
 from kgan.errors import KganError
+from kgan.families.translation import sides
 from kgan.trainers import numpy_data
 from kgan.trainers.tensorflow import make_dataset as tf_make_dataset
 
@@ -31,13 +31,13 @@ def test_paired_folder_pairs_files_by_name_across_depths_and_channels(tmp_path):
                                                                          np.uint8)]))  # RGBA
     save(tmp_path / "B" / "z.png", color["z"])
 
-    pairs = data.load_pairs(str(tmp_path))
+    pairs = sides.load_pairs(str(tmp_path))
     assert pairs.paired and pairs.channels == (1, 3) and pairs.image_shape == (8, 8, 1)
     # Sorted by relative path: sub/y, x, z; each A beside its own B.
     for i, name in enumerate(("y", "x", "z")):
         np.testing.assert_array_equal(np.round((pairs.a[i, ..., 0] + 1) * 127.5), gray[name])
         np.testing.assert_array_equal(np.round((pairs.b[i] + 1) * 127.5), color[name])
-    resized = data.load_pairs(str(tmp_path), image_size=12)
+    resized = sides.load_pairs(str(tmp_path), image_size=12)
     assert resized.a.shape == (3, 12, 12, 1) and resized.b.shape == (3, 12, 12, 3)
 
 
@@ -45,7 +45,7 @@ def test_unpaired_folders_take_any_names_and_counts(tmp_path):
     for i in range(3):
         save(tmp_path / "A" / f"a{i}.jpg", np.full((8, 8, 3), 40 * i, np.uint8))
     save(tmp_path / "B" / "other.png", np.zeros((8, 8), np.uint8))
-    pairs = data.load_pairs(str(tmp_path), paired=False)
+    pairs = sides.load_pairs(str(tmp_path), paired=False)
     assert (pairs.a.shape, pairs.b.shape) == ((3, 8, 8, 3), (1, 8, 8, 1))
     assert not pairs.paired
 
@@ -69,7 +69,7 @@ def _folder(tmp_path, a_files, b_files, size=(8, 8)):
 def test_bad_paired_folders_name_the_first_offending_file(tmp_path, a_files, b_files, message):
     root = _folder(tmp_path, a_files, b_files)
     with pytest.raises(KganError) as e:
-        data.load_pairs(root)
+        sides.load_pairs(root)
     assert str(e.value) == message.format(root=root)
 
 
@@ -77,48 +77,48 @@ def test_a_pair_of_two_sizes_and_odd_sizes_are_refused(tmp_path):
     save(tmp_path / "A" / "x.png", np.zeros((8, 8), np.uint8))
     save(tmp_path / "B" / "x.png", np.zeros((12, 12), np.uint8))
     with pytest.raises(KganError) as e:
-        data.load_pairs(str(tmp_path))
+        sides.load_pairs(str(tmp_path))
     assert str(e.value) == (f"{tmp_path}/A/x.png is 8x8 but {tmp_path}/B/x.png is 12x12: a "
                             "pair must be the same size")
     save(tmp_path / "B" / "x.png", np.zeros((6, 6), np.uint8))
     save(tmp_path / "A" / "x.png", np.zeros((6, 6), np.uint8))
     with pytest.raises(KganError) as e:
-        data.load_pairs(str(tmp_path))
+        sides.load_pairs(str(tmp_path))
     assert str(e.value) == (f"Images of {tmp_path} are 6x6: image-to-image runs need square "
                             "sides divisible by 4 (resize with --image-size, e.g. 32)")
     (tmp_path / "B" / "x.png").unlink()
     (tmp_path / "B").rmdir()
     with pytest.raises(KganError, match=r"has no B/ folder: image-to-image data is a folder "
                        r"with A/ \(inputs\) and B/ \(targets\)"):
-        data.load_pairs(str(tmp_path))
+        sides.load_pairs(str(tmp_path))
 
 
 def test_npz_pairs_and_their_errors(tmp_path):
     rng = np.random.default_rng(0)
     a, b = rng.random((5, 8, 8)), rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     np.savez(tmp_path / "p.npz", x_a=a, x_b=b, x_a_test=a[:2], x_b_test=b[:2])
-    pairs = data.load_pairs(str(tmp_path / "p.npz"))
+    pairs = sides.load_pairs(str(tmp_path / "p.npz"))
     assert pairs.a.shape == (5, 8, 8, 1) and pairs.b.shape == (5, 8, 8, 3)
     np.testing.assert_allclose(pairs.a[..., 0], a * 2 - 1, atol=1e-6)
-    assert data.load_pairs(str(tmp_path / "p.npz"), split="test").a.shape == (2, 8, 8, 1)
+    assert sides.load_pairs(str(tmp_path / "p.npz"), split="test").a.shape == (2, 8, 8, 1)
 
     np.savez(tmp_path / "short.npz", x_a=a, x_b=b[:4])
     with pytest.raises(KganError) as e:
-        data.load_pairs(str(tmp_path / "short.npz"))
+        sides.load_pairs(str(tmp_path / "short.npz"))
     assert str(e.value) == (f"`x_a` and `x_b` in {tmp_path}/short.npz must pair up: the same "
                             "number of images of the same size. Received: shapes (5, 8, 8, 1) "
                             "and (4, 8, 8, 3)")
-    assert len(data.load_pairs(str(tmp_path / "short.npz"), paired=False).b) == 4
+    assert len(sides.load_pairs(str(tmp_path / "short.npz"), paired=False).b) == 4
     np.savez(tmp_path / "one.npz", x_a=a)
     with pytest.raises(KganError, match=r"has no `x_b` array \(found: x_a\)"):
-        data.load_pairs(str(tmp_path / "one.npz"))
+        sides.load_pairs(str(tmp_path / "one.npz"))
     with pytest.raises(KganError, match="image-to-image runs take a folder with A/ and B/"):
-        data.load_pairs(str(tmp_path / "missing"))
+        sides.load_pairs(str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("demo", ["inpaint", "superres", "edges"])
 def test_paired_demos_derive_inputs_from_fashion_mnist(demo):
-    pairs = data.load_pairs(f"fashion_mnist:{demo}", split="test")
+    pairs = sides.load_pairs(f"fashion_mnist:{demo}", split="test")
     assert pairs.a.shape == pairs.b.shape == (10000, 28, 28, 1) and pairs.paired
     assert pairs.a.min() >= -1 and pairs.a.max() <= 1
     changed = pairs.a != pairs.b
@@ -135,14 +135,14 @@ def test_paired_demos_derive_inputs_from_fashion_mnist(demo):
 
 
 def test_unpaired_demo_and_demo_errors():
-    pairs = data.load_pairs("fashion_mnist:sandals2sneakers", split="test", paired=False)
+    pairs = sides.load_pairs("fashion_mnist:sandals2sneakers", split="test", paired=False)
     assert pairs.domains == (5, 7) and len(pairs.a) == len(pairs.b) == 1000
     with pytest.raises(KganError) as e:
-        data.load_pairs("fashion_mnist:sandals2sneakers")
+        sides.load_pairs("fashion_mnist:sandals2sneakers")
     assert str(e.value) == ("Dataset fashion_mnist:sandals2sneakers is unpaired (--arch "
                             "cyclegan)")
     with pytest.raises(KganError) as e:
-        data.load_pairs("fashion_mnist:colorize")
+        sides.load_pairs("fashion_mnist:colorize")
     assert str(e.value) == ("Unknown demo 'fashion_mnist:colorize'. Valid demos: "
                             "fashion_mnist:inpaint, fashion_mnist:superres, fashion_mnist:edges, "
                             "fashion_mnist:sandals2sneakers")

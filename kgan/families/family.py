@@ -44,7 +44,8 @@ class Family:
         """Checks what the config's own checks cannot (before any data is read)."""
 
     def load(self, config: TrainConfig, split: str = "train", progress=None):
-        """The run's data of `split` (`kgan.data.Dataset`, `kgan.data.Pairs`)."""
+        """The run's data of `split` (a `kgan.data.Dataset`; image to image, a
+        `kgan.families.translation.sides.Pairs`), with the `key` a resume checks."""
         raise NotImplementedError
 
     def fill(self, config: TrainConfig, data) -> None:

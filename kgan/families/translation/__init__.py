@@ -1,18 +1,18 @@
 """Image to image (pix2pix, cyclegan): the models (`models.py`), their networks (`nets.py`),
-their export (`serving.py`) and `FAMILY`, what the shared code asks of them."""
+their data (`sides.py`), their export (`serving.py`) and `FAMILY`, what the shared code asks
+of them."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
-from kgan import data as data_lib
 from kgan import drawing, families, images, losses, metrics
 from kgan.config import LOSSES, positive_int, seed_value
 from kgan.drawing import CHUNK
 from kgan.errors import KganError
 from kgan.families import family
-from kgan.families.translation import nets, serving
+from kgan.families.translation import nets, serving, sides
 from kgan.families.translation.models import CycleGAN, LinearDecay, Pix2Pix
 
 PAIRED = {"pix2pix": True, "cyclegan": False}  # whether a[i] must translate to b[i]
@@ -77,7 +77,7 @@ def paired_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict:
 def _translation_features(dataset: str, image_size: int | None, on_train) -> metrics.Extractor:
     """The feature space of translation FIDs: the Fashion-MNIST classifier for its demos,
     InceptionV3 for any other data (its weights must be on the machine when offline)."""
-    if data_lib.is_demo(dataset):
+    if sides.is_demo(dataset):
         return metrics.classifier("fashion_mnist", image_size, on_train=on_train)
     return metrics.inception()
 
@@ -109,7 +109,7 @@ class Translation(family.Family):
         return PAIRED[config.arch]
 
     def load(self, config, split="train", progress=None):
-        return data_lib.load_pairs(config.dataset, config.image_size, split=split,
+        return sides.load_pairs(config.dataset, config.image_size, split=split,
                                    paired=self.paired(config), progress=progress)
 
     def fill(self, config, data):
@@ -186,10 +186,10 @@ class Translation(family.Family):
         paired = self.paired(config)
         split = "test"
         try:
-            pairs = data_lib.load_pairs(config.dataset, config.image_size, split, paired)
+            pairs = sides.load_pairs(config.dataset, config.image_size, split, paired)
         except KganError:
             split = "train"
-            pairs = data_lib.load_pairs(config.dataset, config.image_size, split, paired)
+            pairs = sides.load_pairs(config.dataset, config.image_size, split, paired)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(pairs.a))[:n]
         a = pairs.a[order]

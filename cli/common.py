@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ from kgan.errors import KganError
 
 # `--runs-dir` of the commands that default to the newest run.
 RunsDir = Annotated[Path, typer.Option(help="Where to look for the newest run.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 UseEma = Annotated[bool, typer.Option(
     "--ema/--no-ema", help="Use the moving average of G's weights where the run kept one "
     "(trained with --ema); --no-ema: the raw generator.")]
@@ -100,6 +102,16 @@ def packing_progress():
         yield progress
     finally:
         bar.stop()
+
+
+def echo_files(written: list[Path], as_json: bool) -> None:
+    """The written files on stdout: one path a line, or `{"files": [...]}` with `as_json`
+    (which keeps a name with a newline in it whole)."""
+    if as_json:
+        typer.echo(json.dumps({"files": [str(path) for path in written]}))
+    else:
+        for path in written:
+            typer.echo(path)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import RunsDir, UseEma, select_backend, user_errors
+from cli.common import AsJson, RunsDir, UseEma, select_backend, user_errors
 from kgan import runs
 
 
@@ -30,6 +31,7 @@ def export(
         help="Check the export in a TensorFlow-only process first: every signature against "
         "the run's generator, one image alone against a batch, finite outputs.")] = True,
     runs_dir: RunsDir = Path("runs"),
+    as_json: AsJson = False,
 ) -> None:
     """Export the newest run (or RUN_DIR) to saved_models/<name>/<version>/ and print the path.
 
@@ -42,10 +44,15 @@ def export(
 
         target = export_run(run_dir or runs.newest(runs_dir), out_dir, name, version, force,
                             max_batch, best, ema, verify)
+        about = metadata(target)
         if verify:
-            checked = metadata(target)["verified"]
+            checked = about["verified"]
             typer.echo(f"Checked in TensorFlow alone: {len(checked['signatures'])} signatures "
                        f"answer as the run's generator does (largest difference "
                        f"{checked['max_difference']:.2g} gray levels; one image alone: "
                        f"{checked['batch_of_one']:.2g})", err=True)
-    typer.echo(target)
+    if as_json:
+        typer.echo(json.dumps({"path": str(target), **{key: about.get(key) for key in (
+            "name", "version", "family", "signatures", "verified")}}))
+    else:
+        typer.echo(target)

@@ -1,16 +1,18 @@
 """The `kgan` command. Each sub-command lives in its own module and loads Keras only when run."""
 
 import faulthandler
+from typing import Annotated
 
 import typer
 
 from cli import data, evaluate, export, runs, sample, show, train, translate
+from kgan import __version__
 
 app = typer.Typer(
     name="kgan",
     help="Train GANs with Keras 3 and ship their generators to TensorFlow Serving.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # kgan --install-completion
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -24,8 +26,16 @@ app.command("eval")(evaluate.evaluate)
 app.add_typer(data.app, name="data")
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kgan {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print kgan's version and exit.")
+        ] = False) -> None:
     """Train GANs with Keras 3 and ship their generators to TensorFlow Serving."""
 
 

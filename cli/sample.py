@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import RunsDir, UseEma, select_backend, user_errors
+from cli.common import AsJson, RunsDir, UseEma, echo_files, select_backend, user_errors
 from kgan import runs
 from kgan.config import positive_int, seed_value
 from kgan.errors import KganError
@@ -49,6 +49,7 @@ def sample(
              "0: the average image; 0.5-0.7 trades variety for quality).")] = 1.0,
     ema: UseEma = True,
     runs_dir: RunsDir = Path("runs"),
+    as_json: AsJson = False,
 ) -> None:
     """Draw images from the newest run (or RUN_DIR, or --model) and print the written paths."""
     with user_errors():
@@ -87,5 +88,4 @@ def sample(
                      else draw.class_rows(source, rows, n, seed))
             written = draw.write(images.to_uint8(batch), out, individual, seed,
                                  nrow or (n if rows else None))
-        for path in written:
-            typer.echo(path)
+    echo_files(written, as_json)

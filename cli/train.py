@@ -20,27 +20,57 @@ from kgan import runs
 from kgan.config import TrainConfig
 from kgan.errors import KganError
 
+# `kgan train --help` in panels: each option of `TrainConfig` is in one (tests/test_cli.py).
+PANELS = {
+    "Data": ("dataset", "image_size", "crop", "mirror", "skip_bad"),
+    "Model": ("arch", "latent_dim", "base_filters", "attention", "mapping_layers",
+              "style_mixing", "conditional", "ema", "ema_start", "spectral_norm"),
+    "Loss and regularisation": ("loss", "d_steps", "gp_weight", "r1", "r1_every", "augment",
+                                "ada_target", "ada_kimg"),
+    "Optimiser and schedule": ("epochs", "batch_size", "lr", "beta1", "beta2", "seed",
+                               "steps_per_epoch"),
+    "Image to image (pix2pix, cyclegan)": ("l1", "cycle", "identity", "pool_size",
+                                           "decay_epochs", "jitter"),
+    "Devices and speed": ("backend", "strategy", "jit", "steps_per_execution",
+                          "mixed_precision"),
+    "Output and logging": ("sample_every", "checkpoint_every", "recover", "tensorboard",
+                           "curves", "eval_every", "eval_n", "eval_features", "runs_dir",
+                           "name", "resume", "quiet"),
+}
+_PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+
 
 def _option(field: dataclasses.Field, annotation) -> inspect.Parameter:
     meta = field.metadata
     flags = meta["flags"] or ("--" + field.name.replace("_", "-"),)
     # Typer shows a plain default itself; a described one ("one pass over the data") as text.
     shown = True if meta["shown"] is None else meta["shown"].replace("`", "")
-    info = typer.Option(*flags, help=meta["help"], show_default=shown, envvar=meta["envvar"])
+    # A choice is listed in --help, and a value outside it is a usage error (exit 2).
+    choices = getattr(meta["check"], "choices", None)
+    if choices:
+        annotation = typing.Literal[choices] | None if field.default is None \
+            else typing.Literal[choices]
+    info = typer.Option(*flags, help=meta["help"], show_default=shown, envvar=meta["envvar"],
+                        rich_help_panel=_PANEL_OF[field.name])
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
                              annotation=Annotated[annotation, info])
 
 
 # Options of the command itself, not settings of the run.
 _COMMAND_OPTIONS = {
-    "runs_dir": (Annotated[Path, typer.Option(help="Where run directories go.")], Path("runs")),
+    "runs_dir": (Annotated[Path, typer.Option(help="Where run directories go.",
+                                              rich_help_panel=_PANEL_OF["runs_dir"])],
+                 Path("runs")),
     "name": (Annotated[str | None, typer.Option(
-        help="Run directory suffix.", show_default="<arch>-<dataset>")], None),
+        help="Run directory suffix.", show_default="<arch>-<dataset>",
+        rich_help_panel=_PANEL_OF["name"])], None),
     "resume": (Annotated[Path | None, typer.Option(
         help="Continue this run directory from its last checkpoint; options equal to the "
              "run's are accepted, and only those that do not change what it trains "
-             "(epochs, strategy, jit, ..., eval settings) may differ.")], None),
-    "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")], False),
+             "(epochs, strategy, jit, ..., eval settings) may differ.",
+        rich_help_panel=_PANEL_OF["resume"])], None),
+    "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.",
+                                           rich_help_panel=_PANEL_OF["quiet"])], False),
 }
 
 
@@ -83,10 +113,13 @@ def train(ctx: typer.Context, **options) -> None:
 
 
 _hints = typing.get_type_hints(TrainConfig)
-train.__signature__ = inspect.Signature(
+_parameters = {field.name: _option(field, _hints[field.name]) for field in config_lib.options()}
+_parameters.update({key: inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=annotation)
+                    for key, (annotation, default) in _COMMAND_OPTIONS.items()})
+if set(_parameters) != set(_PANEL_OF):  # a new option must find its panel
+    raise RuntimeError(f"kgan train: options without a panel: {set(_parameters) - set(_PANEL_OF)}")
+train.__signature__ = inspect.Signature(  # in the panels' order, as --help shows them
     [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-    + [_option(field, _hints[field.name]) for field in config_lib.options()]
-    + [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default,
-                         annotation=annotation)
-       for key, (annotation, default) in _COMMAND_OPTIONS.items()])
+    + [_parameters[name] for name in _PANEL_OF])
 train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}

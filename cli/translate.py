@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import select_backend, user_errors
+from cli.common import AsJson, echo_files, select_backend, user_errors
 from kgan import runs
 from kgan.config import one_of
 
@@ -24,6 +24,7 @@ def translate(
         help="Folder for the outputs: PNGs with the inputs' names (sub-folders kept).")],
     direction: Annotated[str, typer.Option(
         help="a2b, or b2a (cyclegan: B -> A).")] = "a2b",
+    as_json: AsJson = False,
 ) -> None:
     """Translate INPUT with MODEL and print the written files.
 
@@ -40,5 +41,4 @@ def translate(
         from kgan import draw  # loads Keras: after the backend is chosen
 
         written = draw.translate_files(draw.translator(model), inputs, out, direction)
-    for path in written:
-        typer.echo(path)
+    echo_files(written, as_json)

@@ -97,10 +97,12 @@ def image_size(name: str, value) -> None:
 
 
 def one_of(choices: tuple[str, ...]) -> Callable:
+    """A string among `choices` (the CLI lists them: `check.choices`)."""
     def check(name: str, value) -> None:
         if not isinstance(value, str) or value not in choices:
             raise KganError(f"Unknown {name} {value!r}. Valid values: {', '.join(choices)}. "
                             f"Received: {name}={value}")
+    check.choices = choices
     return check
 
 

@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from conftest import kgan
 
+from cli.train import PANELS
+from kgan import __version__ as kgan_version
+from kgan.config import options
+
 KGAN = [sys.executable, "-m", "kgan"]
 
 
@@ -69,17 +73,11 @@ def bad_inputs(tmp_path, toy_npz):
          "Error: `epochs` must be a positive integer. Received: epochs=0"),
         (["--dataset", toy_npz, "--batch-size", -4],
          "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
-        (["--dataset", toy_npz, "--arch", "biggan"],
-         "Error: Unknown arch 'biggan'. Valid values: mlp, dcgan, resnet, stylegan, pix2pix, "
-         "cyclegan. Received: arch=biggan"),
         (["--dataset", toy_npz, "--arch", "resnet", "--attention", 16],
          "Error: `attention` must be a resolution that G and D of a 8 px resnet both have: "
          "none. Received: attention=16"),
         (["--dataset", toy_npz, "--augment", "ada", "--ada-target", 1.5],
          "Error: `ada_target` must be in (0, 1). Received: ada_target=1.5"),
-        (["--dataset", toy_npz, "--backend", "mxnet"],
-         "Error: Unknown backend 'mxnet'. Valid values: tensorflow, jax, torch. "
-         "Received: backend=mxnet"),
         (["--dataset", toy_npz, "--augment", "translation,flip"],
          "Error: Unknown augment 'flip'. Valid values: translation, cutout, color, ada. "
          "Received: augment=flip"),
@@ -113,6 +111,36 @@ def test_bad_input_is_one_line_exit_1_and_no_run_directory(tmp_path, toy_npz):
         assert result.stderr.startswith(message), (args, result.stderr)
         assert result.stderr.count("\n") == 1, result.stderr
         assert not runs.exists() or list(runs.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "biggan"], "Invalid value for '--arch': Value error, 'biggan' is not one of "
+     "'mlp', 'dcgan', 'resnet', 'stylegan', 'pix2pix', 'cyclegan'."),
+    (["--backend", "mxnet"], "Invalid value for '--backend' (env var: 'KERAS_BACKEND'): Value "
+     "error, 'mxnet' is not one of 'tensorflow', 'jax', 'torch'."),
+    (["--crop", "diagonal"], "Invalid value for '--crop': Value error, 'diagonal' is not one of "
+     "'center', 'none'."),
+    (["--epochs", "many"], "Invalid value for '--epochs': Input should be a valid integer"),
+    (["--no-such-option"], "No such option: --no-such-option"),
+])
+def test_usage_errors_exit_2_and_name_the_choices(args, message, tmp_path):
+    done = kgan("train", *args, "--runs-dir", tmp_path)
+    assert done.exit_code == 2 and done.stdout == ""
+    assert message in " ".join(line.strip(" │╭╮╰╯─") for line in done.stderr.splitlines())
+    assert not any(tmp_path.iterdir())
+
+
+def test_version_completion_and_the_help_panels():
+    version = kgan("--version")
+    assert (version.exit_code, version.stdout) == (0, f"kgan {kgan_version}\n")
+    assert "--install-completion" in kgan("--help").stdout
+    shown = kgan("train", "--help").stdout
+    panels = [line.split("─ ", 1)[1].split(" ─")[0] for line in shown.splitlines()
+              if line.startswith("╭─ ")]
+    assert panels == ["Options", *PANELS]  # in order, each option in one (cli/train.py)
+    assert "<center|none>" in shown  # a choice is listed as its choices
+    assert sorted(name for names in PANELS.values() for name in names) == sorted(
+        [f.name for f in options()] + ["runs_dir", "name", "resume", "quiet"])
 
 
 def test_corrupt_checkpoint(tmp_path, toy_npz):

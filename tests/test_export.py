@@ -16,6 +16,7 @@ from cli.main import app
 from kgan import draw, export, images, serving
 from kgan import training as lib
 from kgan.checkpoint import load_gan
+from kgan.families.noise.serving import SIGNATURES as export_signatures
 
 ROOT = Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
@@ -215,7 +216,11 @@ def test_versions_force_and_bad_input(trained, tmp_path):
     cli = ["export", str(run), "--out-dir", str(out)]
     assert runner.invoke(app, cli).stdout == f"{out}/dcgan-toy/1\n"
     cli.append("--no-verify")  # versions are the point here: the check is tested on its own
-    assert runner.invoke(app, [*cli, "--name", "fashion"]).stdout == f"{out}/fashion/1\n"
+    named = runner.invoke(app, [*cli, "--name", "fashion", "--json"])
+    assert json.loads(named.stdout) == {"path": f"{out}/fashion/1", "name": "fashion",
+                                        "version": 1, "family": "noise",
+                                        "signatures": list(export_signatures),
+                                        "verified": None}
     assert runner.invoke(app, cli).stdout == f"{out}/dcgan-toy/2\n"
     exists = runner.invoke(app, [*cli, "--version", "1"])
     assert exists.exit_code == 1

@@ -1,5 +1,7 @@
 """Sampling a conditional run: --label, --labels rows, --interpolate strips and GIFs."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -45,8 +47,10 @@ def test_label_and_labels_rows(conditional_run, tmp_path):
     three = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(8, seed=0, labels=3)))
     np.testing.assert_array_equal(png(tmp_path / "three.png"), images.grid(three, 8)[..., 0])
 
-    done = kgan("sample", conditional_run, "--labels", "1,3", "--out", tmp_path / "rows.png")
+    done = kgan("sample", conditional_run, "--labels", "1,3", "--out", tmp_path / "rows.png",
+                "--json")
     assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"files": [str(tmp_path / "rows.png")]}
     rows = png(tmp_path / "rows.png")
     assert rows.shape == (2 * 10 + 2, 8 * 10 + 2)  # 2 rows of 8 (the default per class)
     np.testing.assert_array_equal(rows[12:], png(tmp_path / "three.png")[2:])  # same latents

@@ -280,8 +280,9 @@ def test_translate_writes_pngs_with_the_inputs_names(tf_runs, exports, tmp_path)
     for name in names:  # gray in, RGB out; the 16x16 RGBA input resized and made gray
         assert np.asarray(Image.open(tmp_path / "a" / name)).shape == (8, 8, 3)
     back = kgan("translate", exports["cyclegan"].parent, tmp_path / "a" / "x.png",
-                "--out", tmp_path / "b", "--direction", "b2a")
-    assert back.exit_code == 0 and back.stdout == f"{tmp_path / 'b' / 'x.png'}\n"
+                "--out", tmp_path / "b", "--direction", "b2a", "--json")
+    assert back.exit_code == 0 and json.loads(back.stdout) == {
+        "files": [str(tmp_path / "b" / "x.png")]}
     assert np.asarray(Image.open(tmp_path / "b" / "x.png")).shape == (8, 8)
 
     # The run and its export translate the same file the same way (within 1).

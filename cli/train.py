@@ -22,6 +22,7 @@ from kgan.errors import KganError
 
 # `kgan train --help` in panels: each option of `TrainConfig` is in one (tests/test_cli.py).
 PANELS = {
+    "Options": ("config",),
     "Data": ("dataset", "image_size", "crop", "mirror", "skip_bad"),
     "Model": ("arch", "latent_dim", "base_filters", "attention", "mapping_layers",
               "style_mixing", "conditional", "ema", "ema_start", "spectral_norm"),
@@ -58,6 +59,10 @@ def _option(field: dataclasses.Field, annotation) -> inspect.Parameter:
 
 # Options of the command itself, not settings of the run.
 _COMMAND_OPTIONS = {
+    "config": (Annotated[Path | None, typer.Option(
+        help="Settings from a JSON, TOML or YAML file whose keys are these options (a run's "
+             "config.json is one); options given here override it.", show_default="none",
+        rich_help_panel=_PANEL_OF["config"])], None),
     "runs_dir": (Annotated[Path, typer.Option(help="Where run directories go.",
                                               rich_help_panel=_PANEL_OF["runs_dir"])],
                  Path("runs")),
@@ -79,14 +84,19 @@ def train(ctx: typer.Context, **options) -> None:
 
     Ctrl-C stops after the current step, saves a checkpoint and prints the command to resume.
     """
-    runs_dir, name, resume, quiet = (options.pop(key) for key in _COMMAND_OPTIONS)
+    config_file, runs_dir, name, resume, quiet = (options.pop(key) for key in _COMMAND_OPTIONS)
     with user_errors():
+        given = {key: value for key, value in options.items()
+                 if getattr(ctx.get_parameter_source(key), "name", "") == "COMMANDLINE"}
+        if config_file is not None:
+            if resume is not None:
+                raise KganError("--config starts a new run; a resumed run keeps its own "
+                                f"config.json ({resume})")
+            options.update({**config_lib.read_options(config_file), **given})
         if resume is not None:
             if name is not None:
                 raise KganError(f"--name names a new run; a resumed run keeps its directory "
                                 f"{resume}")
-            given = {key: value for key, value in options.items()
-                     if getattr(ctx.get_parameter_source(key), "name", "") == "COMMANDLINE"}
             _, config = runs.open_run(resume)  # resume() checks what `given` may change
         else:
             config = TrainConfig(**options).validate()

@@ -425,6 +425,46 @@ class TrainConfig:
             raise KganError(f"Cannot read {path}: {e}") from None
 
 
+CONFIG_FORMATS = (".json", ".toml", ".yaml", ".yml")
+FILLED = ("image_shape", "num_classes", "target_channels", "data_key", "data_count")
+
+
+def read_options(path: str | Path) -> dict:
+    """The settings in a JSON, TOML or YAML file (`kgan train --config`): option names as keys
+    (`--image-size` or `image_size`). A run's `config.json` is such a file: the fields it filled
+    in from its data are left out. Raises `KganError` naming the file for anything else."""
+    path = Path(path)
+    if path.suffix.lower() not in CONFIG_FORMATS:
+        raise KganError(f"--config takes a {', '.join(CONFIG_FORMATS)} file. Received: {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise KganError(f"Cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        if path.suffix == ".json":
+            settings = json.loads(text)
+        elif path.suffix == ".toml":
+            import tomllib  # Python 3.11+
+
+            settings = tomllib.loads(text)
+        else:
+            import yaml  # only for YAML files
+
+            settings = yaml.safe_load(text)
+    except Exception as e:  # each parser has its own error type
+        raise KganError(f"{path} is not valid {path.suffix[1:].upper()}: "
+                        f"{str(e).strip().splitlines()[0]}") from None
+    if not isinstance(settings, dict):
+        raise KganError(f"{path} must hold a mapping of options to values. Received: "
+                        f"{type(settings).__name__}")
+    known = {f.name for f in options()}
+    settings = {str(k).lstrip("-").replace("-", "_"): v for k, v in settings.items()}
+    unknown = sorted(set(settings) - known - set(FILLED))
+    if unknown:
+        raise KganError(f"Unknown options in {path}: {', '.join(unknown)}")
+    return {k: v for k, v in settings.items() if k in known}
+
+
 def options() -> list[dataclasses.Field]:
     """The fields of `TrainConfig` that are `kgan train` options, in the order of `--help`."""
     return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from conftest import kgan
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -13,7 +14,7 @@ from kgan.config import TrainConfig, options, shown_default
 from kgan.errors import KganError
 
 TRAIN_DOC = Path(__file__).resolve().parents[1] / "docs" / "train.md"  # the option table
-COMMAND_OPTIONS = {"--runs-dir", "--name", "--resume", "--quiet"}  # not settings of a run
+COMMAND_OPTIONS = {"--config", "--runs-dir", "--name", "--resume", "--quiet"}  # not settings
 
 
 def flag(field):
@@ -41,7 +42,7 @@ def test_the_option_table_lists_every_option_with_the_configs_default():
 def test_kgan_train_derives_its_options_from_the_config():
     params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
     fields = {field.name: field for field in options()}
-    assert set(params) == set(fields) | {"runs_dir", "name", "resume", "quiet"}
+    assert set(params) == set(fields) | {"config", "runs_dir", "name", "resume", "quiet"}
     for name, field in fields.items():
         assert params[name].opts[0] == flag(field)
         assert (params[name].default, params[name].help) == (field.default,
@@ -97,3 +98,51 @@ def test_help_texts_read_the_same_through_rich_markup():
 
     for field in options():
         assert Text.from_markup(field.metadata["help"]).plain == field.metadata["help"], field.name
+
+
+def test_a_config_file_in_json_toml_or_yaml_gives_the_options(tmp_path):
+    from kgan.config import read_options
+
+    files = {"run.json": '{"arch": "dcgan", "image-size": 32, "ema": 0.999, "jit": false}',
+             "run.toml": 'arch = "dcgan"\nimage_size = 32\nema = 0.999\njit = false\n',
+             "run.yaml": "arch: dcgan\nimage-size: 32\nema: 0.999\njit: false\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        assert read_options(tmp_path / name) == {"arch": "dcgan", "image_size": 32, "ema": 0.999,
+                                                 "jit": False}, name
+    # A run's config.json is a config file: what it filled in from its data is left out.
+    saved = tmp_path / "config.json"
+    saved.write_text(TrainConfig(arch="dcgan", image_shape=(8, 8, 1), num_classes=3,
+                                 data_key="abc", data_count=5).to_json())
+    again = TrainConfig(**read_options(saved))
+    assert again == TrainConfig(arch="dcgan") and again.image_shape is None
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("run.ini", "", "--config takes a .json, .toml, .yaml, .yml file. Received: {path}"),
+    ("run.toml", "arch = ", "{path} is not valid TOML: "),
+    ("run.json", "[1, 2]", "{path} must hold a mapping of options to values. Received: list"),
+    ("run.yaml", "arch: dcgan\nwings: 2\n", "Unknown options in {path}: wings"),
+    ("missing.json", None, "Cannot read {path}: No such file or directory"),
+])
+def test_a_bad_config_file_is_one_line(name, text, message, tmp_path):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    done = kgan("train", "--config", path, "--runs-dir", tmp_path / "runs")
+    assert done.exit_code == 1 and done.stderr.startswith(f"Error: {message.format(path=path)}")
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
+def test_train_takes_a_config_file_and_the_command_line_overrides_it(toy_npz, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f"dataset: {toy_npz}\nepochs: 3\nbatch-size: 50\njit: false\n"
+                        "tensorboard: false\ncurves: false\n")
+    done = kgan("train", "--config", settings, "--epochs", 1, "--quiet",
+                "--runs-dir", tmp_path / "runs")
+    assert done.exit_code == 0, done.output
+    saved = json.loads((Path(done.stdout.strip()) / "config.json").read_text())
+    assert (saved["epochs"], saved["batch_size"], saved["dataset"]) == (1, 50, str(toy_npz))
+    again = kgan("train", "--config", settings, "--resume", done.stdout.strip())
+    assert again.exit_code == 1 and again.stderr.startswith(
+        "Error: --config starts a new run; a resumed run keeps its own config.json")

@@ -13,7 +13,8 @@ from rich.table import Table
 from cli.common import fail
 from kgan import runs as runs_lib
 
-STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow", "failed": "red"}
+STATUS_STYLE = {"finished": "green", "running": "cyan", "interrupted": "yellow",
+                "stopped": "yellow", "failed": "red"}
 
 
 def runs(

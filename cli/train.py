@@ -115,6 +115,9 @@ def train(ctx: typer.Context, **options) -> None:
                 result = training.train(config, runs_dir=runs_dir, name=name,
                                         callbacks=progress, notify=notify, progress=packing)
     typer.echo(result.run_dir)
+    if result.status == "stopped":
+        typer.echo(f"Stopped early by a callback after epoch {result.epoch} ({result.step} "
+                   f"steps). Continue with:\n  kgan train --resume {result.run_dir}", err=True)
     if result.status == "interrupted":
         typer.echo(
             f"Interrupted after {result.step} steps (epoch {result.epoch + 1} in progress). "

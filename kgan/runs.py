@@ -193,7 +193,8 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
 
 def write_status(run_dir: Path, status: str, message: str | None = None,
                  health: dict | None = None) -> None:
-    """Records what the run is doing: running, finished, interrupted or failed (and the
+    """Records what the run is doing: running, finished, interrupted, stopped (early, by a
+    callback) or failed (and the
     watchdog's last verdict, `health`, kept from the previous status when not given)."""
     record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -24,7 +24,7 @@ from kgan.trainers import make_dataset
 @dataclasses.dataclass
 class TrainResult:
     run_dir: Path
-    status: str  # "finished" or "interrupted"
+    status: str  # "finished", "interrupted" or "stopped" (early, by a callback)
     epoch: int  # complete epochs done
     step: int  # generator steps done in all
 
@@ -213,7 +213,8 @@ def _fit(gan: Adversarial, config: TrainConfig, data, run_dir: Path,
     except BaseException as e:
         runs.write_status(run_dir, "failed", first_line(e))
         raise
-    runs.write_status(run_dir, result.status)
+    runs.write_status(run_dir, result.status, "stopped early by a callback" if
+                      result.status == "stopped" else None)
     return result
 
 
@@ -255,6 +256,9 @@ def _outcome(gan: Adversarial, guard: kcb.StopGuard, run_dir: Path, steps_per_ep
     if guard.requested and steps < epochs * steps_per_epoch:  # Ctrl-C before the last step
         save(gan, run_dir)
         return TrainResult(run_dir, "interrupted", steps // steps_per_epoch, steps)
+    if steps < epochs * steps_per_epoch:  # a callback (EarlyStopping) ended it at an epoch end
+        save(gan, run_dir)
+        return TrainResult(run_dir, "stopped", steps // steps_per_epoch, steps)
     return TrainResult(run_dir, "finished", epochs, steps)
 
 

@@ -229,3 +229,18 @@ def test_stock_keras_callbacks_read_the_logs(toy_npz, tmp_path):
         assert float(row["health"]) == health.SEVERITY.index(record["health"]["status"])
         assert float(row["d_loss"]) == pytest.approx(record["d_loss"])
         assert float(row["seconds"]) == record["seconds"]
+
+
+def test_early_stopping_on_a_logged_metric_stops_the_run_honestly(toy_npz, tmp_path):
+    """A stock EarlyStopping on `d_loss` (asked for an impossible improvement, so it stops
+    after the second epoch) ends the run "stopped" at that epoch with its checkpoint; a resume
+    trains the rest."""
+    stop = keras.callbacks.EarlyStopping(monitor="d_loss", mode="min", min_delta=1e9, patience=1)
+    result = lib.train(toy_config(toy_npz, epochs=4, checkpoint_every=3),
+                       runs_dir=tmp_path / "runs", callbacks=[stop])
+    assert (result.status, result.epoch, result.step) == ("stopped", 2, 24)
+    status = json.loads((result.run_dir / "status.json").read_text())
+    assert (status["status"], status["message"]) == ("stopped", "stopped early by a callback")
+    assert load_gan(result.run_dir)[0].steps == 24  # saved though 2 is not a checkpoint epoch
+    assert lib.resume(result.run_dir).status == "finished"
+    assert load_gan(result.run_dir)[0].steps == 48

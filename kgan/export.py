@@ -180,7 +180,9 @@ def _check_free(target: Path, force: bool) -> None:
 
 
 def _next_version(base: Path) -> int:
-    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
+    versions = [int(p.name) for p in base.iterdir() if p.name.isascii() and p.name.isdigit()
+                ] if base.is_dir() else []
     return max(versions, default=0) + 1
 
 

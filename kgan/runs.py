@@ -147,8 +147,16 @@ def checkpoint(run_dir: Path, best: bool = False) -> Path:
 
 
 def append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / METRICS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Appends `record` as one line of `metrics.jsonl`, on a line of its own: after a torn last
+    line (a process killed mid-append) it starts a new one, so no whole record is lost."""
+    path = run_dir / METRICS
+    try:
+        with open(path, "ab+") as f:
+            torn = f.tell() > 0 and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n"
+            f.write(("\n" if torn else "").encode() + (json.dumps(record) + "\n").encode())
+    except OSError as e:
+        raise KganError(f"Cannot write {path}: {e.strerror or e}; the records before are "
+                        "kept") from None
 
 
 def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
@@ -171,6 +179,12 @@ def read_metrics(run_dir: Path) -> tuple[list[dict], list[str]]:
             for key in NUMERIC_METRICS:
                 if key in record and not isinstance(record[key], (int, float)):
                     raise ValueError(f"{key} is not a number")
+            health = record.get("health")
+            if health is not None and not (isinstance(health, dict)
+                                           and isinstance(health.get("status"), str)):
+                del record["health"]  # the rest of the epoch's record stands
+                problems.append(f"{run_dir / METRICS} line {number}: `health` is not a "
+                                "watchdog verdict; ignored")
             records.append(record)
         except ValueError as e:
             problems.append(f"{run_dir / METRICS} line {number} is damaged ({e}); skipped")

@@ -46,7 +46,8 @@ def resolve(model: str | Path) -> Path:
     versions = []
     if model.is_dir():
         versions = [int(p.name) for p in model.iterdir()
-                    if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+                    if p.name.isascii() and p.name.isdigit()
+                    and (p / "saved_model.pb").is_file()]
     if not versions:
         raise KganError(f"No exported model in {model} (expected {model}/<version>/saved_model.pb)")
     return model / str(max(versions))

@@ -215,3 +215,39 @@ def test_curves_redraw_at_most_every_interval_and_at_the_end(finished, tmp_path)
     (run_dir / "curves.png").unlink()
     curves.on_train_end()  # nothing new since: no redraw
     assert not (run_dir / "curves.png").exists()
+
+
+def test_an_append_after_a_torn_line_keeps_its_record_and_bad_health_is_ignored(finished,
+                                                                                 tmp_path):
+    """A record appended after a line cut short (a kill mid-append) starts a line of its own,
+    so the evaluation it holds survives; a line whose `health` is not a verdict is read
+    without it, with a warning, and `kgan runs` lists every run."""
+    run = tmp_path / finished.name
+    shutil.copytree(finished, run)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "d_lo')
+    runs.append_metrics(run, {"epoch": 2, "step": 8, "source": "eval", "fid": 12.5})
+    records, problems = runs.read_metrics(run)
+    assert records[-1] == {"epoch": 2, "step": 8, "source": "eval", "fid": 12.5}
+    assert len(problems) == 1 and "line 3 is damaged" in problems[0]
+    runs.truncate_metrics(run, 2)  # what the owner does on resume: the torn part goes
+    assert runs.read_metrics(run) == (records, [])
+    for health in ('"bad"', '{"status": ["x"]}'):
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(f'{{"epoch": 2, "step": 8, "d_loss": 0.5, "health": {health}}}\n')
+    records, problems = runs.read_metrics(run)
+    assert [r.get("health") for r in records[-2:]] == [None, None]
+    assert len(problems) == 2 and all("`health` is not a watchdog verdict" in p for p in problems)
+    listed = runner.invoke(app, ["runs", str(tmp_path), "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert runner.invoke(app, ["runs", str(tmp_path)]).exit_code == 0
+
+
+def test_a_stray_folder_with_a_unicode_digit_is_not_a_version(tmp_path):
+    from kgan import export, serving
+
+    (tmp_path / "model" / "²").mkdir(parents=True)
+    (tmp_path / "model" / "3").mkdir()
+    (tmp_path / "model" / "3" / "saved_model.pb").write_bytes(b"")
+    assert export._next_version(tmp_path / "model") == 4
+    assert serving.resolve(tmp_path / "model") == tmp_path / "model" / "3"

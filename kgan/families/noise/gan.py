@@ -41,7 +41,7 @@ class GAN(Adversarial):
         ada_kimg: thousands of images over which p can move from 0 to 1.
 
     Example:
-        >>> gan = GAN(models.generator(cfg), models.discriminator(cfg), latent_dim=100)
+        >>> gan = GAN(nets.generator(cfg), nets.discriminator(cfg), latent_dim=100)
         >>> gan.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5))
         >>> gan.fit(dataset, epochs=10)
     """

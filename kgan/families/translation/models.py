@@ -91,7 +91,7 @@ class Pix2Pix(Translator):
     `discriminator` that sees (input, output) pairs, with `l1` * |G(a) - b| beside the GAN loss.
 
     Example:
-        >>> model = Pix2Pix(models.unet(cfg, 1, 1), models.patch_discriminator(cfg, 2, "d"))
+        >>> model = Pix2Pix(nets.unet(cfg, 1, 1), nets.patch_discriminator(cfg, 2, "d"))
         >>> model.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5))
         >>> model.fit(tf.data.Dataset.from_tensor_slices((a, b)).batch(1), epochs=10)
     """

@@ -48,8 +48,9 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     (default), a run trained with `--ema` exports the moving average of its generator's
     weights.
     """
-    if max_batch <= 0:
-        raise KganError(f"`max_batch` must be a positive integer. Received: max_batch={max_batch}")
+    if not 0 < max_batch < 2**31:  # the `generate` signature's n is an int32
+        raise KganError(f"`max_batch` must be an integer in [1, 2**31). Received: "
+                        f"max_batch={max_batch}")
     if version is not None and not 0 < version < 2**63:  # TF Serving's versions are int64
         raise KganError(f"`version` must be an integer in [1, 2**63). Received: version={version}")
     run_dir, config = runs.open_run(run_dir)
@@ -58,8 +59,11 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         raise KganError(f"`name` may only use letters, digits, '.', '_' and '-'. Received: "
                         f"name={name}")
     base = Path(out_dir) / name
-    if version is not None:  # before the slow part; checked again when it is published
+    # Before the slow part; checked again when it is published.
+    if version is not None:
         _check_free(base / str(version), force)
+    else:
+        _next_version(base)  # no version above the last one TF Serving reads
     gan, config = load_gan(run_dir, best, ema=ema)
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -180,10 +184,15 @@ def _check_free(target: Path, force: bool) -> None:
 
 
 def _next_version(base: Path) -> int:
+    """One above the highest version in `base` (1 for none); there is none above 2**63 - 1."""
     # ASCII digits only: "²" is a digit to str.isdigit, and int() refuses it.
     versions = [int(p.name) for p in base.iterdir() if p.name.isascii() and p.name.isdigit()
                 ] if base.is_dir() else []
-    return max(versions, default=0) + 1
+    highest = max(versions, default=0)
+    if highest >= 2**63 - 1:  # TF Serving's versions are int64
+        raise KganError(f"{base} holds version {highest}, the highest TF Serving reads: give "
+                        "--version a free one below it")
+    return highest + 1
 
 
 def warmup_request(model_name: str, inputs: dict[str, np.ndarray]) -> bytes:

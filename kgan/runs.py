@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -47,6 +48,19 @@ def mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def make_folder(path: str | Path) -> Path:
+    """Makes the folder `path` and its parents; a file in the way is named as such (an
+    `OSError` whose `strerror` says which), not "File exists"."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{place} is a file, not a folder")
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yields a temporary path beside `path` and renames it into place if the block succeeds.
@@ -56,7 +70,7 @@ def atomic_path(path: str | Path):
     may need to read it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
     os.close(fd)
     try:
@@ -76,7 +90,7 @@ def create(runs_dir: str | Path, config: TrainConfig, dataset_name: str,
     """
     runs_dir = Path(runs_dir)
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(runs_dir)
         numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _RUN_NAME.match(p.name))]
         label = (name or f"{config.arch}-{dataset_name}") + suffix
         if not re.fullmatch(r"[A-Za-z0-9._-]+", label):
@@ -86,7 +100,8 @@ def create(runs_dir: str | Path, config: TrainConfig, dataset_name: str,
         run_dir.mkdir()
         (run_dir / CONFIG).write_text(config.to_json())
     except OSError as e:
-        raise KganError(f"Cannot create a run directory in {runs_dir}: {e}") from None
+        raise KganError(f"Cannot create a run directory in {runs_dir}: {e.strerror or e}"
+                        ) from None
     return run_dir
 
 

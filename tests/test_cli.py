@@ -143,6 +143,15 @@ def test_version_completion_and_the_help_panels():
         [f.name for f in options()] + ["config", "runs_dir", "name", "resume", "quiet"])
 
 
+def test_a_runs_dir_that_is_a_file_is_named_as_such(tmp_path, toy_npz):
+    (tmp_path / "runs").write_text("not a folder")
+    done = kgan("train", "--dataset", toy_npz, "--epochs", 1, "--no-jit", "--runs-dir",
+                tmp_path / "runs" / "inner")
+    assert (done.exit_code, done.stderr) == (1, "Error: Cannot create a run directory in "
+                                             f"{tmp_path}/runs/inner: {tmp_path}/runs is a "
+                                             "file, not a folder\n")
+
+
 def test_corrupt_checkpoint(tmp_path, toy_npz):
     run = tmp_path / "runs" / "00000-mlp-toy"
     assert kgan("train", "--dataset", toy_npz, "--epochs", 1, "--batch-size", 50, "--quiet",

@@ -284,6 +284,24 @@ def test_bad_sample_and_export_input(trained, tmp_path):
     assert unwritable.exit_code == 1  # the path given, not the temporary file beside it
     assert unwritable.stderr.startswith(f"Error: Cannot write {tmp_path / 'file' / 'g.png'}: ")
     assert unwritable.stderr.count("\n") == 1
+    file = tmp_path / "file"  # a file where a folder goes is named as such, not "File exists"
+    individual = runner.invoke(app, ["sample", str(run), "--n", "2", "--out",
+                                     str(tmp_path / "g.png"), "--individual", str(file)])
+    assert (individual.exit_code, individual.stderr) == (1, f"Error: Cannot write {file}/seed0-"
+                                                         f"0000.png: {file} is a file, not a "
+                                                         "folder\n")
+    for max_batch in ("0", str(2**31), str(2**40)):  # `generate`'s n is an int32
+        big = runner.invoke(app, ["export", str(run), "--max-batch", max_batch, "--out-dir",
+                                  str(tmp_path / "o")])
+        assert (big.exit_code, big.stderr) == (1, "Error: `max_batch` must be an integer in "
+                                               f"[1, 2**31). Received: max_batch={max_batch}\n")
+    full = tmp_path / "full" / "m"
+    (full / str(2**63 - 1)).mkdir(parents=True)  # the highest version TF Serving reads
+    last = runner.invoke(app, ["export", str(run), "--out-dir", str(full.parent), "--name", "m",
+                               "--no-verify"])
+    assert (last.exit_code, last.stderr) == (1, f"Error: {full} holds version {2**63 - 1}, the "
+                                             "highest TF Serving reads: give --version a free "
+                                             "one below it\n")
 
 
 def test_grpc_example_request_matches_the_generate_signature(trained):

@@ -284,6 +284,12 @@ def test_bad_sample_and_export_input(trained, tmp_path):
     assert unwritable.exit_code == 1  # the path given, not the temporary file beside it
     assert unwritable.stderr.startswith(f"Error: Cannot write {tmp_path / 'file' / 'g.png'}: ")
     assert unwritable.stderr.count("\n") == 1
+    _, path = trained  # a noise GAN's export does not translate: one line, not a KeyError
+    noise = runner.invoke(app, ["translate", str(path), str(tmp_path / "x.png"), "--out",
+                                str(tmp_path / "t")])
+    assert (noise.exit_code, noise.stderr) == (1, f"Error: {path} is the export of a noise-to-"
+                                               "image GAN: translate needs a pix2pix or cyclegan "
+                                               "model (use kgan sample --model)\n")
     file = tmp_path / "file"  # a file where a folder goes is named as such, not "File exists"
     individual = runner.invoke(app, ["sample", str(run), "--n", "2", "--out",
                                      str(tmp_path / "g.png"), "--individual", str(file)])

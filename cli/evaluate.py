@@ -12,7 +12,7 @@ from rich.table import Table
 
 from cli.common import RunsDir, UseEma, select_backend, user_errors
 from kgan import runs
-from kgan.config import positive_int
+from kgan.config import images_to_compare
 
 
 def evaluate(
@@ -44,7 +44,7 @@ def evaluate(
         err.print(f"Training the evaluation classifier (once; cached at {path}) ...")
 
     with user_errors():
-        positive_int("n", n)
+        images_to_compare("n", n)
         if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)

@@ -77,6 +77,7 @@ def sample(
             version = source.version_dir
             walk = "" if interpolate is None else "-interpolate"
             out = out or Path(f"{version.parent.name}-v{version.name}{walk}-seed{seed}.png")
+        draw.png_path("out", out)  # before drawing: a grid is written as PNG
         source.truncate(truncation)
         if interpolate is not None:
             walks = draw.interpolate(source, interpolate, seed,

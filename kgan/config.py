@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,13 +47,23 @@ def non_negative_int(name: str, value) -> None:
 
 
 def positive_number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or not math.isfinite(value)):
         raise KganError(f"`{name}` must be a positive number. Received: {name}={value}")
 
 
 def non_negative_number(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
+            or not math.isfinite(value)):
         raise KganError(f"`{name}` must be a non-negative number. Received: {name}={value}")
+
+
+def images_to_compare(name: str, value) -> None:
+    """A count of images to measure: FID and KID compare spreads, which one image has not."""
+    positive_int(name, value)
+    if value < 2:
+        raise KganError(f"`{name}` must be at least 2 (FID and KID compare the spread of the "
+                        f"images). Received: {name}={value}")
 
 
 def adam_beta(name: str, value) -> None:
@@ -281,7 +292,7 @@ class TrainConfig:
                                     "and keep checkpoints/best.keras.", positive_int,
                                     resumable=True, shown="never",
         family="noise", why="measure with `kgan eval` after training")
-    eval_n: int = option(2000, "Images per evaluation during training.", positive_int,
+    eval_n: int = option(2000, "Images per evaluation during training.", images_to_compare,
                          resumable=True)
     l1: float = option(100.0, "pix2pix: weight of the L1 distance to the target beside the "
                        "adversarial loss.", non_negative_number,

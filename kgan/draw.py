@@ -102,6 +102,7 @@ def interpolate(source: Source, frames: int, seed: int, labels=None,
 def write_interpolation(walks: np.ndarray, out: Path) -> list[Path]:
     """Writes `out` (PNG: one row per walk) and `out` with `.gif` (each frame shows every walk
     at one step, forward then back, so it loops smoothly)."""
+    png_path("out", out)
     rows, frames = walks.shape[:2]
     strip = images.grid(images.to_uint8(walks.reshape(rows * frames, *walks.shape[2:])), frames)
     steps = list(range(frames)) + list(range(frames - 2, 0, -1))
@@ -114,11 +115,20 @@ def write(batch: np.ndarray, out: Path | None, individual: Path | None, seed: in
           nrow: int | None = None) -> list[Path]:
     """Writes uint8 images as a grid to `out` and, with `individual`, one
     `seed<seed>-<index>.png` per image."""
-    written = [] if out is None else [_written(images.save_png, images.grid(batch, nrow), out)]
+    written = [] if out is None else [_written(images.save_png, images.grid(batch, nrow),
+                                               png_path("out", out))]
     if individual is not None:
         written += [_written(images.save_png, image, Path(individual) / f"seed{seed}-{i:04d}.png")
                     for i, image in enumerate(batch)]
     return written
+
+
+def png_path(name: str, path: Path) -> Path:
+    """`path` if it names a .png file (what is written there is PNG), else `KganError`."""
+    if Path(path).suffix.lower() != ".png":
+        raise KganError(f"`{name}` must name a .png file (the grid is written as PNG). "
+                        f"Received: {name}={path}")
+    return path
 
 
 def _written(save, image: np.ndarray, path: Path) -> Path:

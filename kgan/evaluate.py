@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kgan import checkpoint, draw, families, metrics, runs, serving
-from kgan.config import TrainConfig, one_of, positive_int, seed_value
+from kgan.config import TrainConfig, images_to_compare, one_of, seed_value
 from kgan.errors import KganError
 
 
@@ -27,7 +27,7 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     (with `"source": "eval"`). `features`, `classifier_path` and `real_split` are for noise
     GANs; image-to-image models are measured on their dataset's held-out pairs.
     """
-    positive_int("n", n)
+    images_to_compare("n", n)
     seed_value("seed", seed)
     one_of(("test", "train"))("real_split", real_split)
     if sum(source is not None for source in (run_dir, model, dataset)) != 1:

@@ -90,6 +90,10 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
                             f"{data.image_shape}; the run was trained on {config.image_shape}")
         gan, _ = load_gan(run_dir, distributed=True, config=config,
                           steps_per_epoch=_steps_per_epoch(config, data))
+        done = gan.steps // _steps_per_epoch(config, data)
+        if config.epochs < done:  # nothing is rewritten: config.json keeps the run's own
+            raise KganError(f"--epochs {config.epochs} is fewer than the {done} epochs {run_dir} "
+                            f"has trained; give at least {done} (more trains on)")
         reference = _reference(config, notify)
         with runs.atomic_path(run_dir / runs.CONFIG) as tmp:
             tmp.write_text(config.to_json())

@@ -34,6 +34,12 @@ def test_train_writes_a_complete_run_and_prints_only_its_path(toy_npz, tmp_path)
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch-0001.png",
                                                                   "epoch-0002.png"]
+    trained = (run / "config.json").read_text()
+    fewer = kgan("train", "--resume", run, "--epochs", 1)  # it has trained 2: refused as such
+    assert (fewer.exit_code, fewer.stderr) == (1, f"Error: --epochs 1 is fewer than the 2 "
+                                               f"epochs {run} has trained; give at least 2 "
+                                               "(more trains on)\n")
+    assert (run / "config.json").read_text() == trained
     assert (run / "checkpoints" / "latest.keras").is_file()
     assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [
         5, 10]
@@ -71,6 +77,11 @@ def bad_inputs(tmp_path, toy_npz):
          f"Received: latent_dim={10**12}"),
         (["--dataset", toy_npz, "--epochs", 0],
          "Error: `epochs` must be a positive integer. Received: epochs=0"),
+        (["--dataset", toy_npz, "--lr", "inf"],
+         "Error: `lr` must be a positive number. Received: lr=inf"),
+        (["--dataset", toy_npz, "--eval-every", 1, "--eval-n", 1],
+         "Error: `eval_n` must be at least 2 (FID and KID compare the spread of the images). "
+         "Received: eval_n=1"),
         (["--dataset", toy_npz, "--batch-size", -4],
          "Error: `batch_size` must be a positive integer. Received: batch_size=-4"),
         (["--dataset", toy_npz, "--arch", "resnet", "--attention", 16],

@@ -213,6 +213,9 @@ def test_eval_bad_input(tmp_path, toy_npz, monkeypatch, capsys):
     assert result.exit_code == 1 and result.stderr.startswith("Error: No runs found in ")
     zero = runner.invoke(app, ["eval", "--n", "0"])
     assert zero.stderr == "Error: `n` must be a positive integer. Received: n=0\n"
+    one = runner.invoke(app, ["eval", "--n", "1"])  # before any run or model is read
+    assert one.stderr == ("Error: `n` must be at least 2 (FID and KID compare the spread of the "
+                          "images). Received: n=1\n")
     for options, message in [
         ({"real_split": "val"}, "Unknown real_split 'val'. Valid values: test, train. "
                                 "Received: real_split=val"),

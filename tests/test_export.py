@@ -290,6 +290,11 @@ def test_bad_sample_and_export_input(trained, tmp_path):
     assert (noise.exit_code, noise.stderr) == (1, f"Error: {path} is the export of a noise-to-"
                                                "image GAN: translate needs a pix2pix or cyclegan "
                                                "model (use kgan sample --model)\n")
+    jpeg = runner.invoke(app, ["sample", str(run), "--out", str(tmp_path / "grid.jpg")])
+    assert (jpeg.exit_code, jpeg.stderr) == (1, "Error: `out` must name a .png file (the grid "
+                                             f"is written as PNG). Received: out={tmp_path}/"
+                                             "grid.jpg\n")
+    assert not (tmp_path / "grid.jpg").exists()
     file = tmp_path / "file"  # a file where a folder goes is named as such, not "File exists"
     individual = runner.invoke(app, ["sample", str(run), "--n", "2", "--out",
                                      str(tmp_path / "g.png"), "--individual", str(file)])

@@ -61,15 +61,16 @@ class StopGuard(keras.callbacks.Callback):
 
 
 class Notes(keras.callbacks.Callback):
-    """What callbacks record of the epoch that is not a number (`items`: the metric card, the
-    health verdict, the grid image); emptied as each epoch begins."""
+    """What callbacks note of the epoch that is not a number: `record`, what joins its
+    `metrics.jsonl` line (the metric card, the health verdict), and `grid`, its sample grid
+    (for TensorBoard); emptied as each epoch begins."""
 
     def __init__(self):
         super().__init__()
-        self.items = {}
+        self.record, self.grid = {}, None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.items = {}
+        self.record, self.grid = {}, None
 
 
 class _RunCallback(keras.callbacks.Callback):
@@ -107,7 +108,7 @@ class MetricsLog(_RunCallback):
         logs["images_per_sec"] = round(self.steps * self.batch_size / max(seconds, 1e-9), 1)
         record = {"epoch": epoch + 1, "step": self.model.steps}
         record.update({key: float(value) for key, value in logs.items()})
-        record.update(self.notes.items)
+        record.update(self.notes.record)
         runs.append_metrics(self.run_dir, record)
 
 
@@ -122,7 +123,7 @@ class SampleGrid(_RunCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.due(epoch):
             picture = self.grid.draw(self.model)
-            self.notes.items["grid"] = picture
+            self.notes.grid = picture
             images.save_png(picture, self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png")
 
 
@@ -161,7 +162,7 @@ class Evaluation(_RunCallback):
             found["missing_classes"] = len(result["coverage"]["missing_classes"])
         if logs is not None:
             logs.update(found)
-        self.notes.items["protocol"] = result["protocol"]  # the metric card
+        self.notes.record["protocol"] = result["protocol"]  # the metric card
         if result["fid"] < self.best:
             self.best = result["fid"]
             checkpoint.save(self.model, self.run_dir, runs.BEST)
@@ -196,7 +197,7 @@ class Watchdog(_RunCallback):
         finite = health.weights_finite(keras.ops.convert_to_numpy(w) for w in self.model.weights)
         verdict = self.dog.check(logs, finite, self.grid.spread(self.model),
                                  logs.get("coverage_entropy"), logs.get("missing_classes"))
-        self.notes.items["health"] = verdict
+        self.notes.record["health"] = verdict
         logs["health"] = health.SEVERITY.index(verdict["status"])
         if verdict["alarms"] and self.notify:
             self.notify(f"epoch {epoch + 1} {verdict['status'].replace('_', '-')}: "
@@ -223,8 +224,7 @@ class TensorBoardLog(_RunCallback):
         if self.writer is None:
             self.writer = tensorboard.Writer(self.run_dir / runs.TENSORBOARD)
         numbers = {key: float(value) for key, value in (logs or {}).items()}
-        self.writer.write(epoch + 1, {**numbers, **self.notes.items},
-                          self.notes.items.get("grid"))
+        self.writer.write(epoch + 1, {**numbers, **self.notes.record}, self.notes.grid)
 
     def on_train_end(self, logs=None):
         if self.writer is not None:

@@ -437,7 +437,6 @@ class TrainConfig:
 
 
 CONFIG_FORMATS = (".json", ".toml", ".yaml", ".yml")
-FILLED = ("image_shape", "num_classes", "target_channels", "data_key", "data_count")
 
 
 def read_options(path: str | Path) -> dict:
@@ -455,9 +454,7 @@ def read_options(path: str | Path) -> dict:
         if path.suffix == ".json":
             settings = json.loads(text)
         elif path.suffix == ".toml":
-            import tomllib  # Python 3.11+
-
-            settings = tomllib.loads(text)
+            settings = _toml().loads(text)
         else:
             import yaml  # only for YAML files
 
@@ -469,11 +466,22 @@ def read_options(path: str | Path) -> dict:
         raise KganError(f"{path} must hold a mapping of options to values. Received: "
                         f"{type(settings).__name__}")
     known = {f.name for f in options()}
+    filled = {f.name for f in dataclasses.fields(TrainConfig)} - known  # from the data
     settings = {str(k).lstrip("-").replace("-", "_"): v for k, v in settings.items()}
-    unknown = sorted(set(settings) - known - set(FILLED))
+    unknown = sorted(set(settings) - known - filled)
     if unknown:
         raise KganError(f"Unknown options in {path}: {', '.join(unknown)}")
     return {k: v for k, v in settings.items() if k in known}
+
+
+def _toml():
+    """Python's TOML reader, which Python 3.10 does not have."""
+    try:
+        import tomllib
+    except ImportError:
+        raise KganError("--config FILE.toml needs Python 3.11 or newer; use .json or "
+                        ".yaml") from None
+    return tomllib
 
 
 def options() -> list[dataclasses.Field]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kgan import checkpoint, draw, families, metrics, runs, serving
+from kgan import checkpoint, families, metrics, runs, serving
 from kgan.config import TrainConfig, images_to_compare, one_of, seed_value
 from kgan.errors import KganError
 
@@ -41,8 +41,8 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
         version_dir = serving.resolve(model)
         config = TrainConfig.from_dict(serving.metadata(version_dir)["training_config"])
         family = families.of(config.arch)
-        source = (draw.from_export(version_dir) if family.samples
-                  else draw.translator(version_dir))
+        source = (family.export_sampler(version_dir) if family.samples
+                  else family.export_translator(version_dir))
         record = {"model": str(version_dir)}
     else:
         run_dir, config = runs.open_run(run_dir)

@@ -167,8 +167,12 @@ def append_metrics(run_dir: Path, record: dict) -> None:
     path = run_dir / METRICS
     try:
         with open(path, "ab+") as f:
-            torn = f.tell() > 0 and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n"
-            f.write(("\n" if torn else "").encode() + (json.dumps(record) + "\n").encode())
+            line = (json.dumps(record) + "\n").encode()
+            if end := f.seek(0, os.SEEK_END):
+                f.seek(end - 1)
+                if f.read(1) != b"\n":  # a torn last line: this record starts a new one
+                    line = b"\n" + line
+            f.write(line)
     except OSError as e:
         raise KganError(f"Cannot write {path}: {e.strerror or e}; the records before are "
                         "kept") from None

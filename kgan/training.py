@@ -88,9 +88,10 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
         if data.image_shape != config.image_shape:
             raise KganError(f"Dataset {config.dataset} now has images of shape "
                             f"{data.image_shape}; the run was trained on {config.image_shape}")
+        steps_per_epoch = _steps_per_epoch(config, data)
         gan, _ = load_gan(run_dir, distributed=True, config=config,
-                          steps_per_epoch=_steps_per_epoch(config, data))
-        done = gan.steps // _steps_per_epoch(config, data)
+                          steps_per_epoch=steps_per_epoch)
+        done = gan.steps // steps_per_epoch
         if config.epochs < done:  # nothing is rewritten: config.json keeps the run's own
             raise KganError(f"--epochs {config.epochs} is fewer than the {done} epochs {run_dir} "
                             f"has trained; give at least {done} (more trains on)")

@@ -105,17 +105,28 @@ class Trainer:
         return _squared_grad_norms(model, *_state(model), images, rest)
 
 
+def _step_groups(model) -> tuple:
+    """The variables `fit()` threads through a step, in its groups: trainable,
+    non-trainable, optimizer (both, `BothOptimizers`) and metrics."""
+    return (model.trainable_variables, model.non_trainable_variables,
+            model.optimizer.variables, model.metrics_variables)
+
+
 def _step_variables(model) -> list:
-    """Every variable a step reads: what `fit()` threads through it (`_stateless`)."""
-    return (model.trainable_variables + model.non_trainable_variables
-            + model.optimizer.variables + model.metrics_variables)
+    """Every variable a step reads."""
+    return [v for group in _step_groups(model) for v in group]
+
+
+def _others(model, variables) -> list:
+    """The step's variables other than `variables`."""
+    chosen = {id(v) for v in variables}
+    return [v for v in _step_variables(model) if id(v) not in chosen]
 
 
 def _with_state(model, variables, values, fn):
     """`fn()` with `variables` at `values` (traced) and every other variable of the step at
     its current value; returns its result and the others' values after it."""
-    chosen = {id(v) for v in variables}
-    others = [v for v in _step_variables(model) if id(v) not in chosen]
+    others = _others(model, variables)
     mapping = list(zip(variables, values)) + [(v, v.value) for v in others]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         result = fn()
@@ -129,17 +140,14 @@ def _split(result_and_state):
 
 
 def _assign_others(model, variables, values) -> None:
-    chosen = {id(v) for v in variables}
-    for variable, value in zip([v for v in _step_variables(model) if id(v) not in chosen],
-                               values):
+    for variable, value in zip(_others(model, variables), values):
         variable.assign(value)
 
 
 def _stateless(model, state, step):
     """Runs `step()` in a `StatelessScope` over the `(trainable, non_trainable, optimizer,
     metrics)` values `fit()` passes; returns its logs and the new values."""
-    groups = (model.trainable_variables, model.non_trainable_variables,
-              model.optimizer.variables, model.metrics_variables)
+    groups = _step_groups(model)
     mapping = [pair for variables, values in zip(groups, state)
                for pair in zip(variables, values)]
     with keras.StatelessScope(state_mapping=mapping) as scope:

@@ -186,10 +186,10 @@ class Translation(family.Family):
         paired = self.paired(config)
         split = "test"
         try:
-            pairs = sides.load_pairs(config.dataset, config.image_size, split, paired)
+            pairs = self.load(config, split)
         except KganError:
             split = "train"
-            pairs = sides.load_pairs(config.dataset, config.image_size, split, paired)
+            pairs = self.load(config, split)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(pairs.a))[:n]
         a = pairs.a[order]

@@ -25,7 +25,7 @@ PANELS = {
     "Options": ("config",),
     "Data": ("dataset", "image_size", "crop", "mirror", "skip_bad"),
     "Model": ("arch", "latent_dim", "base_filters", "attention", "mapping_layers",
-              "style_mixing", "conditional", "ema", "ema_start", "spectral_norm"),
+              "style_mixing", "conditional", "init_from", "ema", "ema_start", "spectral_norm"),
     "Loss and regularisation": ("loss", "d_steps", "gp_weight", "r1", "r1_every", "augment",
                                 "ada_target", "ada_kimg"),
     "Optimiser and schedule": ("epochs", "batch_size", "lr", "beta1", "beta2", "seed",

@@ -9,10 +9,11 @@ import keras
 from kgan import distribute, families, policy
 from kgan.adversarial import Adversarial
 from kgan.config import TrainConfig
+from kgan.errors import KganError
 
 
-def build_gan(config: TrainConfig, distributed: bool = False,
-              steps_per_epoch: int = 1) -> Adversarial:
+def build_gan(config: TrainConfig, distributed: bool = False, steps_per_epoch: int = 1,
+              start: dict | None = None) -> Adversarial:
     """Builds and compiles the model that `config` describes (seeded, so weights are
     reproducible): a `GAN`, a `Pix2Pix` or a `CycleGAN`.
 
@@ -38,8 +39,36 @@ def build_gan(config: TrainConfig, distributed: bool = False,
         keras.config.set_dtype_policy(precision)  # layers take the policy when they are made
         try:
             networks = family.networks(config)
+            for role, model in (start or {}).items():
+                copy_weights(model, networks[role], role)
         finally:
             keras.config.set_dtype_policy(previous)
         return family.model(config, networks, adam, steps_per_epoch,
                             jit_compile=policy.jit_compile(config, replicas),
                             steps_per_execution=policy.steps_per_execution(config, replicas))
+
+
+def copy_weights(source: keras.Model, target: keras.Model, role: str) -> None:
+    """Gives `target` the weights of `source`, layer by layer (by name).
+
+    A class-indexed layer (an `Embedding`, or one with `num_classes`) whose class count
+    differs keeps its fresh initialisation: fine-tuning on data with other classes starts
+    their embeddings anew. Any other layer that is missing or has other shapes raises
+    `KganError` naming it.
+    """
+    theirs = {layer.name: layer for layer in source.layers}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        other = theirs.get(layer.name)
+        if other is None:
+            raise KganError(f"The {role}'s layer {layer.name!r} has no counterpart to start from "
+                            f"(the starting {role} has: "
+                            f"{', '.join(n for n, lay in theirs.items() if lay.weights)})")
+        new, old = layer.get_weights(), other.get_weights()
+        if [w.shape for w in new] == [w.shape for w in old]:
+            layer.set_weights(old)
+        elif not (isinstance(layer, keras.layers.Embedding) or hasattr(layer, "num_classes")):
+            raise KganError(f"The {role}'s layer {layer.name!r} does not fit: its weights have "
+                            f"shapes {[tuple(w.shape) for w in new]}, the starting ones "
+                            f"{[tuple(w.shape) for w in old]}")

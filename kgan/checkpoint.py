@@ -120,3 +120,40 @@ def save(gan: Adversarial, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
         kept = "the previous one is kept" if path.exists() else "there is no earlier one"
         raise KganError(f"Cannot write checkpoint {path}: {e.strerror or e}; {kept}") from None
     return path
+
+
+def load_start(source: str | Path) -> tuple[dict, list | None]:
+    """`--init-from`: the networks a new run starts from, by role, and the moving average of
+    the generator's weights (NumPy, in its weights' order; None where there is none).
+
+    `source` is a run (its latest checkpoint: G and D, and the average where it keeps one) or
+    an export (`saved_models/NAME[/VERSION]`: the generator alone, with the weights it serves,
+    the average where the run kept one; D starts fresh).
+    """
+    path = Path(source).expanduser()
+    if (path / runs.CONFIG).is_file():
+        gan, _ = load_gan(path)
+        averaged = [keras.ops.convert_to_numpy(w) for w in getattr(gan, "ema_weights", [])]
+        return {role: getattr(gan, role) for role in gan.MODELS}, averaged or None
+    from kgan import serving
+
+    version = serving.resolve(path)
+    meta = serving.metadata(version)
+    if "training_config" not in meta:
+        raise KganError(f"{version} records no training config (kgan.json): it cannot be "
+                        "rebuilt to start from")
+    config = TrainConfig.from_dict(meta["training_config"])
+    generator = build_gan(config).generator
+    import tensorflow as tf
+
+    try:
+        reader = tf.train.load_checkpoint(str(version / "variables" / "variables"))
+        values = [reader.get_tensor(f"variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+                  for i in range(len(generator.weights))]
+    except Exception as e:
+        raise KganError(f"Cannot read the weights in {version}: {first_line(e)}") from None
+    if [v.shape for v in values] != [tuple(w.shape) for w in generator.weights]:
+        raise KganError(f"The weights in {version} do not fit the generator its kgan.json "
+                        "describes")
+    generator.set_weights(values)
+    return {"generator": generator}, None

@@ -250,6 +250,12 @@ class TrainConfig:
         "labels: sub-folders, y_train or a built-in).", flag, flags=("--conditional",),
         shown="off",
         family="noise", why="image-to-image runs take no class labels")
+    init_from: str | None = option(
+        None, "Start from the weights of another run (G, D and G's moving average; fresh "
+        "optimizers, ADA's p at 0) or of an export (G alone), also on other data; layers "
+        "indexed by class start afresh when the class count differs.", text,
+        shown="none (fresh weights)",
+        family="noise", why="fine-tuning starts noise-to-image GANs")
     ema: float | None = option(
         None, "Keep a moving average of G's weights with this decay (e.g. 0.999); sample, eval "
         "and export use it.", decay, shown="off",
@@ -324,6 +330,7 @@ class TrainConfig:
     target_channels: int | None = None  # image to image: channels of B (A's are image_shape's)
     data_key: str | None = None  # the data's fingerprint at the start: a resume checks it
     data_count: int | None = None  # images trained on (after --mirror and --skip-bad)
+    models: dict | None = None  # --arch custom: the Keras configs of G and D (kgan.train's models)
 
     def __post_init__(self):
         # Options whose default depends on the arch: its row's (its papers'), else these.

@@ -14,8 +14,8 @@ from keras import ops
 from kgan import callbacks as kcb
 from kgan import distribute, families, metrics, runs
 from kgan.adversarial import Adversarial
-from kgan.build import build_gan
-from kgan.checkpoint import base_rate, load_gan, save, set_base_rate
+from kgan.build import build_gan, copy_weights
+from kgan.checkpoint import base_rate, load_gan, load_start, save, set_base_rate
 from kgan.config import TrainConfig
 from kgan.errors import Interrupted, KganError, first_line
 from kgan.trainers import make_dataset
@@ -30,7 +30,8 @@ class TrainResult:
 
 
 def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None = None,
-          callbacks: list | None = None, notify=None, progress=None) -> TrainResult:
+          callbacks: list | None = None, notify=None, progress=None, *, models=None,
+          data=None, data_name: str | None = None) -> TrainResult:
     """Trains a new run described by `config` and returns where it went.
 
     Nothing is written until the data has loaded and the models are built; if training fails
@@ -45,15 +46,41 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
             classifier is being trained first).
         progress: called as `progress(done, total)` while a new source is packed (decoded
             once into `KGAN_CACHE/packed/`).
+        models: `(generator, discriminator)`, Keras models of your own (`--arch custom`,
+            `kgan.families.noise.custom`): the run starts from their weights, and records
+            their configs to rebuild them for resume, sample, eval and export.
+        data: images of your own instead of `config.dataset`: a NumPy array (or
+            `(images, labels)`), a `tf.data.Dataset`, a Grain source or any iterable of images
+            (`kgan.data.given`). Written once to `<runs_dir>/data/`, named `data_name`.
+        data_name: the name of `data` (run directories are `<arch>-<data_name>`).
+
+    Example:
+        >>> kgan.train(kgan.TrainConfig(epochs=5), models=(G, D), data=x, data_name="digits")
     """
-    config = dataclasses.replace(config).validate()
+    config, start, averaged = dataclasses.replace(config), None, None
+    if models is not None:
+        from kgan.families.noise import custom
+
+        config = dataclasses.replace(config, **custom.describe(*models))
+        start = dict(zip(custom.ROLES, models))
+    if data is not None:
+        from kgan.data import given
+
+        config.dataset = str(given.save(data, data_name, runs_dir).resolve())
+    config.validate()
     family = families.of(config.arch)
     family.check(config)
+    if config.init_from:
+        start, averaged = load_start(config.init_from)
+        config.init_from = str(Path(config.init_from).expanduser().resolve())
     data = family.load(config, progress=progress)
     family.fill(config, data)
     config.data_key, config.data_count = data.key, _count(config, data)
     # First: a multi-worker strategy must come before any other TensorFlow op.
-    gan = build_gan(config, distributed=True, steps_per_epoch=_steps_per_epoch(config, data))
+    gan = build_gan(config, distributed=True, steps_per_epoch=_steps_per_epoch(config, data),
+                    start=start)
+    if averaged and getattr(gan, "ema_weights", None):
+        _start_average(gan, start["generator"], averaged)
     reference = _reference(config, notify)
     run_dir = runs.create(runs_dir, config, data.name, name, distribute.worker_suffix(config))
     try:
@@ -65,6 +92,21 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
         if isinstance(e, KeyboardInterrupt):
             raise _stopped_at_once(run_dir) from None
         raise
+
+
+def _start_average(gan: Adversarial, generator, averaged: list) -> None:
+    """Gives `gan`'s moving average the starting run's (`averaged`, in the weights' order of
+    `generator`, that run's G), layer by layer as `copy_weights` gives G its weights."""
+    raw = [ops.convert_to_numpy(w) for w in generator.weights]
+    generator.set_weights(averaged)
+    mine = gan.use_ema()  # G holds its average: take the starting one, keep it, put G back
+    try:
+        copy_weights(generator, gan.generator, "generator")
+        for average, weight in zip(gan.ema_weights, gan.generator.weights, strict=True):
+            average.assign(weight)
+    finally:
+        gan.generator.set_weights(mine)
+        generator.set_weights(raw)
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | None = None,

@@ -23,6 +23,7 @@ from kgan import runs
 from kgan.config import BUILTIN_DATASETS, CROPS, MAX_CLASSES, one_of
 from kgan.data import pack as pack_lib
 from kgan.data import sources
+from kgan.data.given import write_member
 from kgan.data.sources import IMAGE_SUFFIXES, eight_bit, resize_pil
 from kgan.errors import KganError, first_line
 
@@ -240,21 +241,19 @@ def _class_counts(labels: np.ndarray | None, names: list[str] | None) -> dict | 
 def write_npz(data: Dataset, out: str | Path, progress=None) -> Path:
     """Writes `data` as an uncompressed .npz of uint8 `x_train` (and `y_train`), streamed a
     chunk at a time; `kgan train` memory-maps it (`kgan data pack`)."""
-    out = Path(out)
-    shape = (len(data.x), *data.image_shape)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-              "fortran_order": False, "shape": shape}
+    out, count = Path(out), len(data.x)
+
+    def chunks():
+        for start in range(0, count, 1024):
+            yield data.x.uint8(slice(start, start + 1024))
+            if progress:
+                progress(min(start + 1024, count), count)
+
     with runs.atomic_path(out) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            with archive.open("x_train.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array_header_2_0(f, header)
-                for start in range(0, shape[0], 1024):
-                    f.write(data.x.uint8(slice(start, start + 1024)).tobytes())
-                    if progress:
-                        progress(min(start + 1024, shape[0]), shape[0])
+            write_member(archive, "x_train", (count, *data.image_shape), np.uint8, chunks())
             if data.y is not None:
-                with archive.open("y_train.npy", "w") as f:
-                    np.lib.format.write_array(f, data.y.astype(np.int32))
+                write_member(archive, "y_train", (count,), np.int32, [data.y])
     return out
 
 

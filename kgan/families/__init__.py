@@ -51,6 +51,8 @@ ARCHS = {arch.name: arch for arch in (
          defaults={"loss": "hinge", "spectral_norm": True}),
     Arch("stylegan", "noise", "StyleGAN2-style", ("stylegan_generator", "stylegan_discriminator"),
          convolutional=True, defaults={"base_filters": 32, "r1": 1.0}),
+    Arch("custom", "noise", "your own Keras generator and discriminator, given from Python: "
+         "kgan.train(config, models=(G, D))", ()),
     Arch("pix2pix", "translation", "image to image, paired A/B data",
          ("unet", "patch_discriminator"), defaults={"batch_size": 1}),
     Arch("cyclegan", "translation", "image to image, unpaired",

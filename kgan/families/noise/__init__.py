@@ -10,7 +10,7 @@ from kgan import data as data_lib
 from kgan import drawing, families, health, images, metrics, policy
 from kgan.errors import KganError
 from kgan.families import family
-from kgan.families.noise import nets, serving
+from kgan.families.noise import custom, nets, serving
 from kgan.families.noise.gan import GAN
 from kgan.labels import labels_for
 
@@ -70,6 +70,9 @@ class Noise(family.Family):
     samples = True
 
     def check(self, config):
+        if not families.arch(config.arch).builders and not config.models:
+            raise KganError(f"--arch {config.arch} trains your own Keras models: give them from "
+                            "Python, kgan.train(config, models=(generator, discriminator))")
         if config.image_size is not None and families.arch(config.arch).convolutional:
             nets.dcgan_upsamplings(config.image_size, config.arch)
 
@@ -89,6 +92,8 @@ class Noise(family.Family):
         return (data.x,) if not config.conditional else (data.x, data.y.astype("int32"))
 
     def networks(self, config):
+        if config.models:
+            return custom.networks(config)
         return {"generator": nets.generator(config), "discriminator": nets.discriminator(config)}
 
     def model(self, config, networks, optimizer, steps_per_epoch=1, **compile):

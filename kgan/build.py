@@ -49,26 +49,26 @@ def build_gan(config: TrainConfig, distributed: bool = False, steps_per_epoch: i
 
 
 def copy_weights(source: keras.Model, target: keras.Model, role: str) -> None:
-    """Gives `target` the weights of `source`, layer by layer (by name).
+    """Gives `target` the weights of `source`, layer by layer in order (Keras numbers the names
+    of unnamed layers per process, so names differ between two builds of one model).
 
     A class-indexed layer (an `Embedding`, or one with `num_classes`) whose class count
     differs keeps its fresh initialisation: fine-tuning on data with other classes starts
-    their embeddings anew. Any other layer that is missing or has other shapes raises
-    `KganError` naming it.
+    their embeddings anew. Any other misfit raises `KganError` naming the layer.
     """
-    theirs = {layer.name: layer for layer in source.layers}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        other = theirs.get(layer.name)
-        if other is None:
-            raise KganError(f"The {role}'s layer {layer.name!r} has no counterpart to start from "
-                            f"(the starting {role} has: "
-                            f"{', '.join(n for n, lay in theirs.items() if lay.weights)})")
+    mine = [layer for layer in target.layers if layer.weights]
+    theirs = [layer for layer in source.layers if layer.weights]
+    kinds = [type(layer).__name__ for layer in mine]
+    if kinds != [type(layer).__name__ for layer in theirs]:
+        raise KganError(f"The {role} has other layers than the one it would start from: "
+                        f"{', '.join(kinds)}; the starting one has "
+                        f"{', '.join(type(layer).__name__ for layer in theirs)}")
+    for i, (layer, other) in enumerate(zip(mine, theirs)):
         new, old = layer.get_weights(), other.get_weights()
         if [w.shape for w in new] == [w.shape for w in old]:
             layer.set_weights(old)
         elif not (isinstance(layer, keras.layers.Embedding) or hasattr(layer, "num_classes")):
-            raise KganError(f"The {role}'s layer {layer.name!r} does not fit: its weights have "
-                            f"shapes {[tuple(w.shape) for w in new]}, the starting ones "
+            raise KganError(f"The {role}'s layer {layer.name!r} ({kinds[i]}, layer {i + 1} of "
+                            f"{len(mine)} with weights) does not fit: its weights have shapes "
+                            f"{[tuple(w.shape) for w in new]}, the starting ones "
                             f"{[tuple(w.shape) for w in old]}")

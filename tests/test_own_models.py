@@ -2,6 +2,7 @@
 TensorFlow, JAX and PyTorch; and fine-tuning from another run (`--init-from`)."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,79 @@ def test_own_data_of_a_wrong_kind_is_one_error_line(tmp_path):
         training.train(config, tmp_path / "runs", data=np.zeros((4, 8, 8), np.uint8))
     assert not list((tmp_path / "runs").glob("0*"))
     refused = kgan("train", "--arch", "custom", "--runs-dir", tmp_path / "runs")
-    assert refused.exit_code == 1 and refused.stderr == ("Error: --arch custom trains your own Keras models: give them "
-                                 "from Python, kgan.train(config, models=(generator, "
-                                 "discriminator))\n")
+    assert refused.exit_code == 1 and refused.stderr == (
+        "Error: --arch custom trains your own Keras models: give them from Python, "
+        "kgan.train(config, models=(generator, discriminator))\n")
+
+
+def test_init_from_starts_a_new_run_from_another(toy_npz, tmp_path):
+    """Fine-tuning: G, D and the average from a run (or G from its export), fresh optimizers,
+    ADA's p at 0; class-indexed layers afresh for another class count; a misfit is one line."""
+    from kgan.checkpoint import load_gan, save
+
+    runs = tmp_path / "runs"
+    options = {"arch": "dcgan", "base_filters": 4, "conditional": True, "ema": 0.5,
+               "ema_start": 0, "augment": "ada", "ada_kimg": 1, "ada_target": 0.01}
+    source = training.train(toy_config(toy_npz, **options), runs).run_dir
+    old, _ = load_gan(source)
+    old.ada_p.assign(0.9)  # a p that ADA had raised: the new run starts again from 0
+    save(old, source)
+    rng = np.random.default_rng(1)
+    other = tmp_path / "other.npz"  # 3 classes where the source had 4
+    np.savez(other, x_train=rng.integers(0, 256, (48, 8, 8), dtype=np.uint8),
+             y_train=rng.integers(0, 3, 48))
+    args = ["train", "--dataset", other, "--batch-size", 16, "--steps-per-epoch", 1, "--epochs",
+            1, "--latent-dim", 8, "--lr", 1e-9, "--no-tensorboard", "--no-curves", "--quiet",
+            "--runs-dir", runs, *[f"--{k.replace('_', '-')}={v}" for k, v in options.items()
+                                  if k != "conditional"], "--conditional"]
+    done = kgan(*args, "--init-from", source)
+    assert done.exit_code == 0, done.output
+    tuned = Path(done.stdout.strip())
+    assert json.loads((tuned / "config.json").read_text())["init_from"] == str(source.resolve())
+    old, _ = load_gan(source)
+    new, _ = load_gan(tuned)
+    # Fresh optimizers; p moved by one step (16 of ada_kimg's 1000 images) from 0.
+    assert new.steps == int(new.d_optimizer.iterations) == 1 and float(new.ada_p) <= 0.0161
+
+    def by_layer(model):  # by position and kind: Keras numbers unnamed layers per process
+        # Trainable weights: a BatchNorm's statistics move with every batch, whatever the rate.
+        return {f"{i}-{type(layer).__name__}": [np.asarray(w) for w in layer.trainable_weights]
+                for i, layer in enumerate(lay for lay in model.layers if lay.weights)}
+
+    for role in ("generator", "discriminator"):
+        before, after = by_layer(getattr(old, role)), by_layer(getattr(new, role))
+        assert before.keys() == after.keys()
+        for name, weights in after.items():
+            if "Embedding" in name:  # 3 classes where there were 4: started afresh
+                assert weights[0].shape[0] == 3 and before[name][0].shape[0] == 4
+                continue
+            for a, b in zip(before[name], weights, strict=True):
+                np.testing.assert_allclose(b, a, atol=1e-6, err_msg=f"{role} {name}")
+    # The average was the source's (not a copy of its G): with decay 0.5 after one step of a
+    # nearly still G, it sits halfway between the source's average and its G.
+    old_average = [np.asarray(w) for w in old.ema_weights]
+    raw = [np.asarray(w) for w in old.generator.weights]
+    for average, a, g, w in zip(new.ema_weights, old_average, raw, old.generator.weights,
+                                strict=True):
+        if average.shape == a.shape and w.trainable:  # (BatchNorm statistics moved)
+            np.testing.assert_allclose(np.asarray(average), (a + g) / 2, atol=1e-5)
+    assert any(np.abs(a - g).max() > 1e-3 for a, g in zip(old_average, raw))
+
+    # From an export: G alone, with the weights it serves (the average).
+    exported = kgan("export", source, "--out-dir", tmp_path / "saved")
+    assert exported.exit_code == 0, exported.output
+    done = kgan(*args, "--init-from", tmp_path / "saved" / "dcgan-toy")
+    assert done.exit_code == 0, done.output
+    from_export, _ = load_gan(done.stdout.strip())
+    with old.averaged_generator():
+        before = by_layer(old.generator)
+    for name, weights in by_layer(from_export.generator).items():
+        if "Embedding" not in name:
+            for a, b in zip(before[name], weights, strict=True):
+                np.testing.assert_allclose(b, a, atol=1e-6)
+
+    refused = kgan(*args, "--init-from", source, "--base-filters", 8)
+    assert refused.exit_code == 1
+    assert re.fullmatch(r"Error: The generator's layer '\w+' \(Dense, layer 2 of 4 with weights\) "
+                        r"does not fit: its weights have shapes \[\(58, 128\)\], the starting ones "
+                        r"\[\(58, 64\)\]\n", refused.stderr), refused.stderr

@@ -126,7 +126,7 @@ def test_bad_input_is_one_line_exit_1_and_no_run_directory(tmp_path, toy_npz):
 
 @pytest.mark.parametrize("args, message", [
     (["--arch", "biggan"], "Invalid value for '--arch': Value error, 'biggan' is not one of "
-     "'mlp', 'dcgan', 'resnet', 'stylegan', 'pix2pix', 'cyclegan'."),
+     "'mlp', 'dcgan', 'resnet', 'stylegan', 'custom', 'pix2pix', 'cyclegan'."),
     (["--backend", "mxnet"], "Invalid value for '--backend' (env var: 'KERAS_BACKEND'): Value "
      "error, 'mxnet' is not one of 'tensorflow', 'jax', 'torch'."),
     (["--crop", "diagonal"], "Invalid value for '--crop': Value error, 'diagonal' is not one of "

@@ -35,7 +35,7 @@ PANELS = {
     "Devices and speed": ("backend", "strategy", "jit", "steps_per_execution",
                           "mixed_precision"),
     "Output and logging": ("sample_every", "checkpoint_every", "recover", "tensorboard",
-                           "curves", "eval_every", "eval_n", "eval_features", "runs_dir",
+                           "track", "curves", "eval_every", "eval_n", "eval_features", "runs_dir",
                            "name", "resume", "quiet"),
 }
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}

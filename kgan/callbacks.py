@@ -232,6 +232,27 @@ class TensorBoardLog(_RunCallback):
             self.writer = None
 
 
+class Track(_RunCallback):
+    """Each epoch's numbers and grid, and each evaluation with its metric card, to the run's
+    tracker (`kgan.trackers`), after the metrics log has written them."""
+
+    def __init__(self, run_dir, guard, epochs, notes: Notes, tracker):
+        super().__init__(run_dir, guard, 1, epochs)
+        self.notes, self.tracker = notes, tracker
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        grid = self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png"
+        self.tracker.log(self.model.steps, {key: float(value) for key, value in
+                                            (logs or {}).items()},
+                         grid if self.notes.grid is not None else None)
+        if "protocol" in self.notes.record:
+            self.tracker.card(f"epoch-{epoch + 1:04d}", {
+                **{key: float(value) for key, value in (logs or {}).items()},
+                "protocol": self.notes.record["protocol"]})
+
+
 class Curves(_RunCallback):
     """Redraws `curves.png` (losses, D outputs, FID/KID when present) as epochs end.
 

@@ -27,6 +27,7 @@ BUILTIN_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 CROPS = ("center", "none")  # how a non-square image becomes square (kgan.data.sources)
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
 ADAPTIVE = "ada"  # in `augment`: the policies each with an adapted probability (kgan.augment)
+TRACKERS = ("mlflow", "wandb")  # experiment trackers of kgan.trackers (optional extras)
 EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
 MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 # Defaults of options whose default depends on the arch, where its row has none.
@@ -292,6 +293,10 @@ class TrainConfig:
     tensorboard: bool = option(True, "Write TensorBoard event files (view: tensorboard "
                                "--logdir runs).", flag, resumable=True,
                                flags=("--tensorboard/--no-tensorboard",), shown="on")
+    track: str | None = option(
+        None, "Log the run to an experiment tracker, mlflow or wandb (kgan's optional extras "
+        "of those names): config, metrics, grids, evaluations, exports.",
+        one_of(TRACKERS), resumable=True, shown="none")
     curves: bool = option(True, "Redraw curves.png (losses, D outputs, FID/KID) as epochs end.",
                           flag, resumable=True, flags=("--curves/--no-curves",), shown="on")
     eval_every: int | None = option(None, "Measure FID/KID every N epochs (logged per epoch) "

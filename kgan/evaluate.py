@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kgan import checkpoint, families, metrics, runs, serving
+from kgan import checkpoint, families, metrics, runs, serving, trackers
 from kgan.config import TrainConfig, images_to_compare, one_of, seed_value
 from kgan.errors import KganError
 
@@ -59,4 +59,7 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
     result["protocol"]["family"] = family.name  # which measures these are
     if run_dir is not None:
         runs.append_metrics(run_dir, result)
+        numbers = {f"eval/{key}": value for key, value in result.items()
+                   if isinstance(value, (int, float)) and key not in ("epoch", "step")}
+        trackers.record(run_dir, config, gan.steps, numbers, (f"eval-step-{gan.steps}", result))
     return result

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from filelock import FileLock
 
-from kgan import families, runs, serving
+from kgan import families, runs, serving, trackers
 from kgan.checkpoint import load_gan
 from kgan.errors import KganError
 
@@ -83,7 +83,9 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         }
         if verify:
             metadata["verified"] = check(tmp, gan, config, max_batch)
-        return publish(tmp, base, version, force, metadata)
+        published = publish(tmp, base, version, force, metadata)
+        trackers.record(run_dir, config, gan.steps, tags={"export": str(published.resolve())})
+        return published
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 from keras import ops
 
 from kgan import callbacks as kcb
-from kgan import distribute, families, metrics, runs
+from kgan import distribute, families, metrics, runs, trackers
 from kgan.adversarial import Adversarial
 from kgan.build import build_gan, copy_weights
 from kgan.checkpoint import base_rate, load_gan, load_start, save, set_base_rate
@@ -70,6 +70,8 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
     config.validate()
     family = families.of(config.arch)
     family.check(config)
+    if config.track:
+        trackers.check(config.track)
     if config.init_from:
         start, averaged = load_start(config.init_from)
         config.init_from = str(Path(config.init_from).expanduser().resolve())
@@ -124,6 +126,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, callbacks: list | Non
     config = config.resumed({**changes, **({} if epochs is None else {"epochs": epochs})})
     family = families.of(config.arch)
     family.check(config)
+    if config.track:
+        trackers.check(config.track)
     with runs.owned(run_dir):
         data = family.load(config, progress=progress)
         _check_unchanged(config, data)
@@ -218,6 +222,9 @@ def _fit(gan: Adversarial, config: TrainConfig, data, run_dir: Path,
         callbacks.append(kcb.Curves(run_dir, guard, config.epochs))
     if config.tensorboard:
         callbacks.append(kcb.TensorBoardLog(run_dir, guard, config.epochs, notes))
+    tracker = trackers.open_tracker(run_dir, config)
+    if tracker is not None:
+        callbacks.append(kcb.Track(run_dir, guard, config.epochs, notes, tracker))
     callbacks += extra_callbacks
 
     def fit(gan, first_epoch, last_epoch, skip):
@@ -259,9 +266,13 @@ def _fit(gan: Adversarial, config: TrainConfig, data, run_dir: Path,
         raise
     except BaseException as e:
         runs.write_status(run_dir, "failed", first_line(e))
+        if tracker is not None:
+            tracker.close("failed")
         raise
     runs.write_status(run_dir, result.status, "stopped early by a callback" if
                       result.status == "stopped" else None)
+    if tracker is not None:
+        tracker.close(result.status)
     return result
 
 

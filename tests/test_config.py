@@ -64,8 +64,8 @@ def test_resume_accepts_equal_and_runtime_settings_and_refuses_the_others():
     assert config.epochs == 3  # a copy
     runtime = {f.name for f in options() if f.metadata["resumable"]}
     assert runtime == {"epochs", "jit", "steps_per_execution", "strategy", "sample_every",
-                       "checkpoint_every", "recover", "tensorboard", "track", "curves", "eval_every",
-                       "eval_n", "eval_features"}
+                       "checkpoint_every", "recover", "tensorboard", "track", "curves",
+                       "eval_every", "eval_n", "eval_features"}
     with pytest.raises(KganError) as e:
         config.resumed({"loss": "hinge"})
     assert str(e.value) == ("--loss cannot change when resuming: the run was trained with "

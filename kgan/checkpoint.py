@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from kgan import runs
+from kgan import health, runs
 from kgan.adversarial import Adversarial
 from kgan.build import build_gan
 from kgan.config import TrainConfig
@@ -48,6 +48,11 @@ def load_gan(run_dir: str | Path, best: bool = False, distributed: bool = False,
         raise
     except Exception as e:
         raise KganError(f"Cannot load checkpoint {path}: {first_line(e)}") from None
+    # A checkpoint is good only if it is finite: one with NaN weights draws black images and
+    # trains nothing (the watchdog keeps such weights from being saved; this is for the rest).
+    if not health.weights_finite(keras.ops.convert_to_numpy(w) for w in gan.weights):
+        raise KganError(f"Checkpoint {path} holds NaN or inf weights: it cannot be drawn from "
+                        "or trained on")
     if ema:
         gan.use_ema()
     # A schedule (cyclegan's) has no variable in the checkpoint: the base rates that a
@@ -131,6 +136,9 @@ def load_start(source: str | Path) -> tuple[dict, list | None]:
     the average where the run kept one; D starts fresh).
     """
     path = Path(source).expanduser()
+    if not path.is_dir():
+        raise KganError(f"--init-from {source}: no such run or export (give a run directory or "
+                        "saved_models/NAME[/VERSION])")
     if (path / runs.CONFIG).is_file():
         gan, _ = load_gan(path)
         averaged = [keras.ops.convert_to_numpy(w) for w in getattr(gan, "ema_weights", [])]

@@ -194,6 +194,10 @@ def test_init_from_starts_a_new_run_from_another(toy_npz, tmp_path):
             for a, b in zip(before[name], weights, strict=True):
                 np.testing.assert_allclose(b, a, atol=1e-6)
 
+    missing = kgan(*args, "--init-from", tmp_path / "nowhere")
+    assert missing.exit_code == 1 and missing.stderr == (
+        f"Error: --init-from {tmp_path / 'nowhere'}: no such run or export (give a run directory "
+        "or saved_models/NAME[/VERSION])\n")
     refused = kgan(*args, "--init-from", source, "--base-filters", 8)
     assert refused.exit_code == 1
     assert re.fullmatch(r"Error: The generator's layer '\w+' \(Dense, layer 2 of 4 with weights\) "

@@ -105,13 +105,14 @@ def packing_progress():
 
 
 def echo_files(written: list[Path], as_json: bool) -> None:
-    """The written files on stdout: one path a line, or `{"files": [...]}` with `as_json`
-    (which keeps a name with a newline in it whole)."""
+    """The written files on stdout: one path a line (a name with a newline or another control
+    character as a JSON string, so that it stays on its line), or `{"files": [...]}` with
+    `as_json`."""
     if as_json:
         typer.echo(json.dumps({"files": [str(path) for path in written]}))
     else:
         for path in written:
-            typer.echo(path)
+            typer.echo(path if str(path).isprintable() else json.dumps(str(path)))
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import RunsDir, UseEma, select_backend, user_errors
+from cli.common import RunsDir, UseEma, fail, select_backend, user_errors
 from kgan import runs
 from kgan.config import images_to_compare
+from kgan.errors import NotRecorded
 
 
 def evaluate(
@@ -53,8 +54,12 @@ def evaluate(
             run_dir = None
         from kgan import evaluate as lib  # loads Keras: after the backend is chosen
 
-        result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
-                              real_split, on_train=on_train, ema=ema)
+        unrecorded = None
+        try:
+            result = lib.evaluate(run_dir, model, dataset, n, features, classifier, seed,
+                                  real_split, on_train=on_train, ema=ema)
+        except NotRecorded as e:  # shown first, then the error
+            result, unrecorded = e.result, str(e)
     for warning in result["protocol"]["warnings"]:  # the metric card's
         err.print(f"[yellow]warning:[/] {warning}")
     err.print(TABLES[result["protocol"].get("family", "noise")](result))
@@ -65,6 +70,8 @@ def evaluate(
                   "the samples")
     if as_json:
         typer.echo(json.dumps(result))
+    if unrecorded:
+        fail(unrecorded)
 
 
 TRANSLATION_ROWS = {  # key: (row name, format)

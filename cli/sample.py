@@ -9,9 +9,12 @@ import typer
 
 from cli.common import AsJson, RunsDir, UseEma, echo_files, select_backend, user_errors
 from kgan import runs
-from kgan.config import positive_int, seed_value
+from kgan.config import at_most, positive_int, seed_value
 from kgan.errors import KganError
 from kgan.labels import parse_labels
+
+MAX_SAMPLES = 10_000  # images in one grid
+MAX_FRAMES = 1_000  # frames of one walk
 
 
 def sample(
@@ -57,7 +60,11 @@ def sample(
             raise KganError("Use --label or --labels, not both")
         rows = parse_labels(labels) if labels is not None else None
         n = n if n is not None else 64 if rows is None else 8
-        positive_int("n", n)
+        at_most(MAX_SAMPLES, "one grid of them is 100 images a side; draw more with other "
+                "--seed values")("n", n * len(rows or [1]))
+        if interpolate is not None:
+            at_most(MAX_FRAMES, "a GIF of more frames is minutes to write and too large to "
+                    "show")("interpolate", interpolate)
         seed_value("seed", seed)  # a seed keys the same noise on every backend and export
         if nrow is not None:
             positive_int("nrow", nrow)

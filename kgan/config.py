@@ -59,9 +59,14 @@ def non_negative_number(name: str, value) -> None:
         raise KganError(f"`{name}` must be a non-negative number. Received: {name}={value}")
 
 
+MAX_COMPARED = 100_000  # images per evaluation: papers measure FID on 50,000
+
+
 def images_to_compare(name: str, value) -> None:
-    """A count of images to measure: FID and KID compare spreads, which one image has not."""
-    positive_int(name, value)
+    """A count of images to measure: FID and KID compare spreads, which one image has not,
+    and all of them are held in memory (at most `MAX_COMPARED`)."""
+    at_most(MAX_COMPARED, "papers measure FID on 50,000; the images are held in memory")(
+        name, value)
     if value < 2:
         raise KganError(f"`{name}` must be at least 2 (FID and KID compare the spread of the "
                         f"images). Received: {name}={value}")

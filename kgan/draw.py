@@ -15,9 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from kgan import checkpoint, data, families, images, runs, serving
 from kgan.config import positive_int
+from kgan.data import sources as data_sources
 from kgan.drawing import CHUNK, Source, Translation
 from kgan.errors import KganError
 from kgan.labels import labels_for
@@ -152,6 +154,10 @@ def translator(run_or_export: str | Path) -> Translation:
         if not family.translates:  # said before the model is loaded
             raise KganError(family.no_translation(path, config.arch))
         return family.translator(checkpoint.load_gan(path)[0], path)
+    inside = sorted(p for p in path.glob(f"*/{runs.CONFIG}")) if path.is_dir() else []
+    if inside:
+        raise KganError(f"{path} is a folder of runs, not a run: give one of them (for "
+                        f"example {inside[-1].parent}) or its export")
     version_dir = serving.resolve(path)
     return families.family_of_export(serving.metadata(version_dir)).export_translator(
         version_dir)
@@ -166,15 +172,33 @@ def translate_files(source: Translation, inputs: str | Path, out: str | Path,
         raise KganError(f"Unknown direction {direction!r} for this model. Valid directions: "
                         f"{', '.join(source.shapes)}. Received: direction={direction}")
     inputs, out = Path(inputs), Path(out)
-    files = data.image_files(inputs)
+    # An output folder inside the input folder is not input (a second run would translate
+    # the first one's outputs).
+    files = [p for p in data.image_files(inputs) if not p.resolve().is_relative_to(out.resolve())]
+    if not files:
+        raise KganError(f"No images to translate in {inputs} besides the outputs in {out}")
     (size, _, channels), _ = source.shapes[direction]
     targets = [out / (p.relative_to(inputs) if inputs.is_dir() else Path(p.name)).with_suffix(
         ".png") for p in files]
-    seen = {}
+    seen, originals = {}, {p.resolve(): p for p in files}
     for path, target in zip(files, targets):
         if target in seen:
             raise KganError(f"{seen[target]} and {path} would both be written to {target}")
+        if target.resolve() in originals:
+            raise KganError(f"--out {out} would overwrite the input {originals[target.resolve()]} "
+                            "with its translation: give another folder")
         seen[target] = path
+    # Every input is read before anything is written: a bad one leaves no half-done folder.
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.load()
+        except data_sources.DECODE_ERRORS as e:
+            bad.append(f"{path} ({data_sources.why_unreadable(e)})")
+    if bad:
+        raise KganError(f"Cannot read {len(bad)} of the {len(files)} images, so nothing was "
+                        f"written: {'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}")
     written = []
     for start in range(0, len(files), CHUNK):
         batch = np.stack([data.read_image(p, channels, size)

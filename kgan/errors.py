@@ -16,6 +16,15 @@ class Interrupted(KganError):
     exit_code = 130  # 128 + SIGINT, as a shell reports it
 
 
+class NotRecorded(KganError):
+    """A result that was computed but could not be recorded (a read-only or full disk): it is
+    in `result`, for the caller to show before the error."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none), for one-line
     errors that wrap a library's multi-line message."""

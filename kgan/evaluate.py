@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kgan import checkpoint, families, metrics, runs, serving, trackers
 from kgan.config import TrainConfig, images_to_compare, one_of, seed_value
-from kgan.errors import KganError
+from kgan.errors import KganError, NotRecorded
 
 
 def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
@@ -58,7 +58,11 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
                                           real_split=real_split)}
     result["protocol"]["family"] = family.name  # which measures these are
     if run_dir is not None:
-        runs.append_metrics(run_dir, result)
+        try:
+            runs.append_metrics(run_dir, result)
+        except KganError as e:  # the result is not lost with its record
+            raise NotRecorded(f"{e} (the result above is not in the run's record)",
+                              result) from None
         numbers = {f"eval/{key}": value for key, value in result.items()
                    if isinstance(value, (int, float)) and key not in ("epoch", "step")}
         trackers.record(run_dir, config, gan.steps, numbers, (f"eval-step-{gan.steps}", result))

@@ -260,7 +260,7 @@ def _fit(gan: Adversarial, config: TrainConfig, data, run_dir: Path,
                 guard.reason = None
                 epoch, step = divmod(gan.steps, steps_per_epoch)
                 runs.truncate_metrics(run_dir, epoch)
-        result = _outcome(gan, guard, run_dir, steps_per_epoch, config.epochs, recoveries)
+        result = _outcome(gan, guard, run_dir, steps_per_epoch, config, recoveries)
     except KeyboardInterrupt:
         runs.write_status(run_dir, "interrupted", "stopped by a second Ctrl-C")
         raise
@@ -284,7 +284,11 @@ def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason:
     Halved from the rates of the try that failed: the checkpoint's, or where the previous
     recovery restarted from this same checkpoint, that recovery's (so a second try from one
     checkpoint runs at a quarter of its rate)."""
-    gan, _ = load_gan(run_dir, distributed=True, config=config, steps_per_epoch=steps_per_epoch)
+    try:
+        gan, _ = load_gan(run_dir, distributed=True, config=config,
+                          steps_per_epoch=steps_per_epoch)
+    except KganError as e:  # e.g. a checkpoint with NaN weights: not a good one to go back to
+        raise KganError(f"Training stopped: {reason}; it cannot recover: {e}") from None
     previous = runs.recoveries(runs.read_metrics(run_dir)[0])
     again = previous and previous[-1].get("step") == gan.steps
     rates = {}
@@ -302,15 +306,19 @@ def _recovered(config: TrainConfig, run_dir: Path, steps_per_epoch: int, reason:
 
 
 def _outcome(gan: Adversarial, guard: kcb.StopGuard, run_dir: Path, steps_per_epoch: int,
-             epochs: int, recoveries: int = 0) -> TrainResult:
-    steps = gan.steps
+             config: TrainConfig, recoveries: int = 0) -> TrainResult:
+    steps, epochs = gan.steps, config.epochs
     if guard.reason not in (None, "interrupted"):
         kept = run_dir / runs.CHECKPOINT
         kept = f"the last good checkpoint is {kept}" if kept.exists() else "no checkpoint was kept"
         tried = (f" after {recoveries} recover{'y' if recoveries == 1 else 'ies'} at half the "
                  "learning rate each" if recoveries else "")
+        # A resume cannot change --lr: a new run can, from this one's weights where it may.
+        start = (f" (--init-from {run_dir} starts it from this run's weights)"
+                 if families.of(config.arch).name == "noise" and "no checkpoint" not in kept
+                 else "")
         raise KganError(f"Training stopped at step {steps}: {guard.reason}{tried}; {kept}. "
-                        "Try a lower --lr or another --loss.")
+                        f"Start a new run with a lower --lr or another --loss{start}.")
     if guard.requested and steps < epochs * steps_per_epoch:  # Ctrl-C before the last step
         save(gan, run_dir)
         return TrainResult(run_dir, "interrupted", steps // steps_per_epoch, steps)

@@ -166,7 +166,8 @@ def test_a_learning_rate_too_large_is_tried_twice_then_stops_with_a_usable_check
     message = str(e.value)
     assert message.startswith("Training stopped at step ")
     assert (" after 2 recoveries at half the learning rate each; the last good checkpoint is "
-            f"{run / 'checkpoints' / 'latest.keras'}. Try a lower --lr") in message
+            f"{run / 'checkpoints' / 'latest.keras'}. Start a new run with a lower --lr or "
+            f"another --loss (--init-from {run} starts it from this run's weights).") in message
     assert "\n" not in message
     records, _ = runs.read_metrics(run)
     recoveries = [r for r in records if r.get("source") == "recovery"]

@@ -322,8 +322,8 @@ def test_translate_and_sample_refuse_what_they_cannot_do(tf_runs, exports, tmp_p
     assert done.stderr == f"Error: {tmp_path}/x.txt is not a .png or .jpg image\n"
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
     done = kgan("translate", run, tmp_path / "bad.png", "--out", tmp_path / "o")
-    assert done.exit_code == 1 and done.stderr.startswith(f"Error: Cannot read image "
-                                                          f"{tmp_path}/bad.png: ")
+    assert done.exit_code == 1 and done.stderr.startswith(
+        f"Error: Cannot read 1 of the 1 images, so nothing was written: {tmp_path}/bad.png (")
     assert not (tmp_path / "o").exists()
 
     gan_run = tmp_path / "runs" / "00000-mlp-x"
@@ -332,6 +332,59 @@ def test_translate_and_sample_refuse_what_they_cannot_do(tf_runs, exports, tmp_p
     done = kgan("translate", gan_run, tmp_path / "x.png", "--out", tmp_path / "o")
     assert done.stderr == (f"Error: {gan_run} is a mlp run, which generates from noise: "
                            "translate needs a pix2pix or cyclegan run (use kgan sample)\n")
+
+
+def test_translate_keeps_its_inputs_and_writes_all_or_nothing(tf_runs, tmp_path, monkeypatch):
+    """Issue 35, items 1, 5, 6, 24 and 25."""
+    from PIL import Image
+
+    run, inputs = tf_runs["pix2pix"]["run"], tmp_path / "in"
+    for i in range(3):
+        save_png(inputs / f"{i}.png", np.full((8, 8), 40 * i, np.uint8))
+    before = {p: p.read_bytes() for p in inputs.iterdir()}
+    done = kgan("translate", run, inputs, "--out", inputs)  # would overwrite every input
+    assert (done.exit_code, done.stderr) == (1, f"Error: --out {inputs} would overwrite the "
+                                                f"input {inputs}/0.png with its translation: "
+                                                "give another folder\n")
+    monkeypatch.chdir(inputs)
+    done = kgan("translate", run, "1.png", "--out", "")  # the current folder: the same
+    assert (done.exit_code, done.stderr) == (1, "Error: --out . would overwrite the input "
+                                                "1.png with its translation: give another "
+                                                "folder\n")
+    assert {p: p.read_bytes() for p in inputs.iterdir()} == before
+    # An output folder inside the input folder is not translated again.
+    for _ in range(2):
+        done = kgan("translate", run, inputs, "--out", inputs / "out")
+        assert done.stdout.splitlines() == [str(inputs / "out" / f"{i}.png") for i in range(3)]
+    assert not (inputs / "out" / "out").exists()
+
+    # One broken image among good ones: nothing is written.
+    (inputs / "9.png").write_bytes(b"\x89PNG broken")
+    done = kgan("translate", run, inputs, "--out", tmp_path / "o")
+    assert done.exit_code == 1 and done.stderr.startswith(
+        f"Error: Cannot read 1 of the 4 images, so nothing was written: {inputs}/9.png (")
+    assert not (tmp_path / "o").exists()
+    # Over Pillow's decompression-bomb limit: the file, the limit and how to raise it.
+    (inputs / "9.png").unlink()
+    save_png(inputs / "big.png", np.zeros((60, 60), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 3,600 pixels: over twice that
+    done = kgan("translate", run, inputs, "--out", tmp_path / "o")
+    assert done.exit_code == 1 and done.stderr.startswith(
+        f"Error: Cannot read 1 of the 4 images, so nothing was written: {inputs}/big.png (Image "
+        "size (3600 pixels) exceeds limit of 2000 pixels")
+    assert done.stderr.endswith("Pillow refuses images over twice its limit of 1000 pixels; for "
+                                "an image you trust, raise it with KGAN_MAX_IMAGE_PIXELS="
+                                "<pixels> (or none))\n")
+    monkeypatch.undo()
+
+    last = sorted(run.parent.glob("*/config.json"))[-1].parent
+    done = kgan("translate", run.parent, inputs, "--out", tmp_path / "o")  # the runs folder
+    assert done.stderr == (f"Error: {run.parent} is a folder of runs, not a run: give one of "
+                           f"them (for example {last}) or its export\n")
+    odd = tmp_path / "odd"
+    save_png(odd / "a\nb.png", np.zeros((8, 8), np.uint8))  # a newline in the name
+    done = kgan("translate", run, odd, "--out", tmp_path / "o")
+    assert done.stdout == json.dumps(str(tmp_path / "o" / "a\nb.png")) + "\n"
 
 
 @pytest.mark.parametrize("option, message", [

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from kgan import runs
 from kgan.config import BUILTIN_DATASETS, CROPS, MAX_CLASSES, one_of
@@ -483,7 +483,7 @@ def read_image(path: Path, channels: int, size: int) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             img = eight_bit(img).convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise KganError(f"Cannot read image {path}: {e}") from None
+    except sources.DECODE_ERRORS as e:
+        raise KganError(f"Cannot read image {path}: {sources.why_unreadable(e)}") from None
     array = resize_pil(img, size)
     return array[..., None] if array.ndim == 2 else array

@@ -24,7 +24,7 @@ import numpy as np
 from filelock import FileLock
 
 from kgan.data import sources
-from kgan.errors import Interrupted, KganError, first_line
+from kgan.errors import Interrupted, KganError
 from kgan.runs import atomic_path, cache_dir
 
 VERSION = 1  # of the packed layout and decoding; a new one packs again
@@ -234,5 +234,5 @@ def _decode(reader, start: int, stop: int, size: int, crop: str, mode: str):
         try:
             out[i - start] = sources.decode(reader(i), size, crop, mode)
         except sources.DECODE_ERRORS as e:
-            bad.append([i, reader.index.where(i), first_line(e)])
+            bad.append([i, reader.index.where(i), sources.why_unreadable(e)])
     return out, bad

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from kgan.config import CROPS  # noqa: F401 (re-exported: the crops `decode` knows)
-from kgan.errors import KganError
+from kgan.errors import KganError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 TFDS_PREFIX = "tfds:"
@@ -28,6 +28,21 @@ TFRECORD_IMAGE, TFRECORD_LABEL = "image/encoded", "image/class/label"  # TF-slim
 TFDS_IMAGE, TFDS_LABEL = "image", "label"  # what `tfds build` writes for image datasets
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
                  Image.DecompressionBombError)  # what Pillow raises for an unreadable image
+PIXEL_LIMIT = "KGAN_MAX_IMAGE_PIXELS"  # Pillow's decompression-bomb limit, for trusted images
+if (_limit := os.environ.get(PIXEL_LIMIT, "").strip().lower()) in ("none", "0"):
+    Image.MAX_IMAGE_PIXELS = None
+elif _limit.isdigit():
+    Image.MAX_IMAGE_PIXELS = int(_limit)
+
+
+def why_unreadable(error: BaseException) -> str:
+    """Why Pillow could not read an image, in one line; over the decompression-bomb limit,
+    also what the limit is and how to raise it."""
+    if isinstance(error, Image.DecompressionBombError):
+        return (f"{first_line(error)} Pillow refuses images over twice its limit of "
+                f"{Image.MAX_IMAGE_PIXELS} pixels; for an image you trust, raise it with "
+                f"{PIXEL_LIMIT}=<pixels> (or none)")
+    return first_line(error)
 
 
 @dataclasses.dataclass

@@ -185,7 +185,7 @@ def _header_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except data_sources.DECODE_ERRORS as e:
-        raise KganError(f"Cannot read image {path}: {first_line(e)}") from None
+        raise KganError(f"Cannot read image {path}: {data_sources.why_unreadable(e)}") from None
 
 
 def _pair_npz(path: Path, split: str, paired: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -173,8 +173,10 @@ def translate_files(source: Translation, inputs: str | Path, out: str | Path,
                         f"{', '.join(source.shapes)}. Received: direction={direction}")
     inputs, out = Path(inputs), Path(out)
     # An output folder inside the input folder is not input (a second run would translate
-    # the first one's outputs).
-    files = [p for p in data.image_files(inputs) if not p.resolve().is_relative_to(out.resolve())]
+    # the first one's outputs). The input folder itself as --out is refused below.
+    inside = out.resolve() != inputs.resolve() and out.resolve().is_relative_to(inputs.resolve())
+    files = [p for p in data.image_files(inputs)
+             if not (inside and p.resolve().is_relative_to(out.resolve()))]
     if not files:
         raise KganError(f"No images to translate in {inputs} besides the outputs in {out}")
     (size, _, channels), _ = source.shapes[direction]

@@ -4,6 +4,7 @@
 import contextlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -338,7 +339,7 @@ def test_translate_keeps_its_inputs_and_writes_all_or_nothing(tf_runs, tmp_path,
     """Issue 35, items 1, 5, 6, 24 and 25."""
     from PIL import Image
 
-    run, inputs = tf_runs["pix2pix"]["run"], tmp_path / "in"
+    run, inputs = Path(tf_runs["pix2pix"]["run"]), tmp_path / "in"
     for i in range(3):
         save_png(inputs / f"{i}.png", np.full((8, 8), 40 * i, np.uint8))
     before = {p: p.read_bytes() for p in inputs.iterdir()}
@@ -357,6 +358,7 @@ def test_translate_keeps_its_inputs_and_writes_all_or_nothing(tf_runs, tmp_path,
         done = kgan("translate", run, inputs, "--out", inputs / "out")
         assert done.stdout.splitlines() == [str(inputs / "out" / f"{i}.png") for i in range(3)]
     assert not (inputs / "out" / "out").exists()
+    shutil.rmtree(inputs / "out")
 
     # One broken image among good ones: nothing is written.
     (inputs / "9.png").write_bytes(b"\x89PNG broken")

@@ -1,0 +1,105 @@
+"""Hostile cases, round two (issue 35): what a damaged, full or odd environment gets from kgan —
+one `Error:` line, and nothing lost."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import At, kgan, poison, toy_config
+from PIL import Image
+
+from kgan import checkpoint, training
+from kgan.errors import KganError
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A finished one-epoch toy run (mlp, 4 classes)."""
+    root = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(0)
+    np.savez(root / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
+             y_train=rng.integers(0, 4, 200))
+    return training.train(toy_config(root / "toy.npz"), runs_dir=root / "runs").run_dir
+
+
+def test_eval_prints_its_result_before_saying_it_could_not_be_recorded(toy_run, tmp_path):
+    """Item 4: the metrics are computed, then the record cannot be written (here, a folder
+    where metrics.jsonl goes; a read-only mount fails the same way)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()
+    done = kgan("eval", run, "--n", 32, "--json")
+    assert done.exit_code == 1
+    assert json.loads(done.stdout)["fid"] >= 0  # the result is there, on stdout
+    assert done.stderr.endswith(f"Error: Cannot write {run}/metrics.jsonl: Is a directory; the "
+                                "records before are kept (the result above is not in the run's "
+                                "record)\n")
+
+
+def test_counts_too_large_to_hold_are_refused_up_front(toy_run):
+    """Items 12 and 33."""
+    cases = [
+        (["eval", toy_run, "--n", 100_000_000], "`n` must be at most 100000 (papers measure FID "
+         "on 50,000; the images are held in memory). Received: n=100000000"),
+        (["sample", toy_run, "--n", 100_000_000], "`n` must be at most 10000 (one grid of them "
+         "is 100 images a side; draw more with other --seed values). Received: n=100000000"),
+        (["sample", toy_run, "--labels", "0-3", "--n", 3000], "`n` must be at most 10000 (one "
+         "grid of them is 100 images a side; draw more with other --seed values). Received: "
+         "n=12000"),
+        (["sample", toy_run, "--interpolate", 100_000], "`interpolate` must be at most 1000 (a "
+         "GIF of more frames is minutes to write and too large to show). Received: "
+         "interpolate=100000"),
+        (["train", "--dataset", "mnist", "--eval-every", 1, "--eval-n", 200_000],
+         "`eval_n` must be at most 100000 (papers measure FID on 50,000; the images are held in "
+         "memory). Received: eval_n=200000"),
+    ]
+    for args, message in cases:
+        done = kgan(*args)
+        assert (done.exit_code, done.stderr) == (1, f"Error: {message}\n"), args
+
+
+def test_a_checkpoint_with_nan_weights_is_not_good(toy_npz, tmp_path):
+    """Items 14 and 29: sampling it is refused (it drew a black grid), and a run whose last
+    checkpoint went bad stops saying so, instead of 'recovering' to it twice."""
+
+    def poison_all(model):
+        poison(model)
+        checkpoint.save(model, model_run[0])  # the checkpoint goes bad as well
+
+    model_run = [tmp_path / "00000-mlp-toy"]
+    with pytest.raises(KganError) as e:
+        training.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
+                       callbacks=[At(13, poison_all)])
+    kept = tmp_path / "00000-mlp-toy" / "checkpoints" / "latest.keras"
+    assert str(e.value).startswith("Training stopped: ")
+    assert str(e.value).endswith(f"it cannot recover: Checkpoint {kept} holds NaN or inf "
+                                 "weights: it cannot be drawn from or trained on")
+    done = kgan("sample", tmp_path / "00000-mlp-toy", "--n", 4)
+    assert (done.exit_code, done.stderr) == (1, f"Error: Checkpoint {kept} holds NaN or inf "
+                                                "weights: it cannot be drawn from or trained on\n")
+    assert not (tmp_path / "00000-mlp-toy" / "samples" / "sample-seed0.png").exists()
+
+
+def test_images_over_the_pixel_limit_are_named_with_the_limit(tmp_path, monkeypatch):
+    """Item 6, in a training folder and in A/B folders (translate: test_translation)."""
+    folder, pairs = tmp_path / "folder", tmp_path / "pairs"
+    for place in (folder, pairs / "A", pairs / "B"):
+        place.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(place / f"{i}.png")
+    for big in (folder / "big.png", pairs / "A" / "big.png", pairs / "B" / "big.png"):
+        Image.fromarray(np.zeros((60, 60), np.uint8)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 3,600 pixels: over twice that
+    limit = ("Pillow refuses images over twice its limit of 1000 pixels; for an image you trust, "
+             "raise it with KGAN_MAX_IMAGE_PIXELS=<pixels> (or none)")
+    for args, name in ((["--dataset", folder, "--image-size", 8], folder / "big.png"),
+                       (["--dataset", pairs, "--arch", "pix2pix", "--image-size", 8],
+                        pairs / "A" / "big.png")):
+        done = kgan("train", *args, "--epochs", 1, "--runs-dir", tmp_path / "runs", "--quiet")
+        assert done.exit_code == 1 and done.stderr.startswith(
+            f"Error: Cannot read image {name}: Image size (3600 pixels) exceeds limit of 2000 "
+            "pixels"), done.stderr
+        assert limit in done.stderr and done.stderr.count("\n") == 1

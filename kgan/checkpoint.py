@@ -118,12 +118,8 @@ def save(gan: Adversarial, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:
     """Writes the whole GAN (weights, both optimizers, noise state) to `run_dir/name`,
     atomically: a crash mid-write keeps the previous checkpoint."""
     path = run_dir / name
-    try:
-        with runs.atomic_path(path) as tmp:
-            gan.save(tmp)
-    except OSError as e:
-        kept = "the previous one is kept" if path.exists() else "there is no earlier one"
-        raise KganError(f"Cannot write checkpoint {path}: {e.strerror or e}; {kept}") from None
+    with runs.atomic_path(path) as tmp:
+        gan.save(tmp)
     return path
 
 

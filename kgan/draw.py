@@ -110,17 +110,17 @@ def write_interpolation(walks: np.ndarray, out: Path) -> list[Path]:
     steps = list(range(frames)) + list(range(frames - 2, 0, -1))
     movie = np.stack([images.grid(images.to_uint8(walks[:, t])) for t in steps])
     gif = Path(out).with_suffix(".gif")
-    return [_written(images.save_png, strip, out), _written(images.save_gif, movie, gif)]
+    return [images.save_png(strip, out), images.save_gif(movie, gif)]
 
 
 def write(batch: np.ndarray, out: Path | None, individual: Path | None, seed: int,
           nrow: int | None = None) -> list[Path]:
     """Writes uint8 images as a grid to `out` and, with `individual`, one
     `seed<seed>-<index>.png` per image."""
-    written = [] if out is None else [_written(images.save_png, images.grid(batch, nrow),
-                                               png_path("out", out))]
+    written = [] if out is None else [images.save_png(images.grid(batch, nrow),
+                                                      png_path("out", out))]
     if individual is not None:
-        written += [_written(images.save_png, image, Path(individual) / f"seed{seed}-{i:04d}.png")
+        written += [images.save_png(image, Path(individual) / f"seed{seed}-{i:04d}.png")
                     for i, image in enumerate(batch)]
     return written
 
@@ -131,14 +131,6 @@ def png_path(name: str, path: Path) -> Path:
         raise KganError(f"`{name}` must name a .png file (the grid is written as PNG). "
                         f"Received: {name}={path}")
     return path
-
-
-def _written(save, image: np.ndarray, path: Path) -> Path:
-    """`save(image, path)`; a failure names `path`, not the temporary file beside it."""
-    try:
-        return save(image, path)
-    except OSError as e:
-        raise KganError(f"Cannot write {path}: {e.strerror or e}") from None
 
 
 # Image to image ---------------------------------------------------------------------------------
@@ -207,6 +199,6 @@ def translate_files(source: Translation, inputs: str | Path, out: str | Path,
                           for p in files[start : start + CHUNK]])
         translated = images.to_uint8(source.translate(
             batch.astype(np.float32) / 127.5 - 1.0, direction))
-        written += [_written(images.save_png, image, target)
+        written += [images.save_png(image, target)
                     for image, target in zip(translated, targets[start : start + CHUNK])]
     return written

@@ -27,7 +27,7 @@ from filelock import FileLock
 
 from kgan import families, runs, serving, trackers
 from kgan.checkpoint import load_gan
-from kgan.errors import KganError
+from kgan.errors import KganError, first_line
 
 WARMUP = "assets.extra/tf_serving_warmup_requests"
 LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is claimed
@@ -88,6 +88,9 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         return published
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
+    except tf.errors.OpError as e:  # TensorFlow's own writes: "<file>; No space left on device"
+        raise KganError(f"Cannot write to {base}: {first_line(e).rpartition('; ')[2]}; "
+                        "nothing was published") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

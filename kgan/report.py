@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from kgan import runs
-from kgan.errors import KganError
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -65,11 +64,8 @@ def write(run_dir: Path) -> Path:
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(run_dir.name)}"
             f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
     path = run_dir / runs.REPORT
-    try:
-        with runs.atomic_path(path) as tmp:
-            tmp.write_text(page)
-    except OSError as e:
-        raise KganError(f"Cannot write {path}: {e.strerror or e}") from None
+    with runs.atomic_path(path) as tmp:
+        tmp.write_text(page)
     return path
 
 

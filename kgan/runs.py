@@ -67,18 +67,23 @@ def atomic_path(path: str | Path):
 
     Readers never see a half-written file, and a crash leaves the previous file intact. The
     file gets the umask's permissions, not mkstemp's 0600 (others, TF Serving or a web server,
-    may need to read it).
+    may need to read it). Every file kgan writes whole goes through here, so a failed write (a
+    full disk, a read-only folder, a folder in the way) is one `KganError` naming the file and
+    saying what is kept.
     """
-    path = Path(path)
-    make_folder(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
+    path, tmp = Path(path), None
     try:
+        make_folder(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, mode())
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous one is kept" if path.is_file() else "nothing was written there"
+        raise KganError(f"Cannot write {path}: {e.strerror or e}; {kept}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

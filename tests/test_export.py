@@ -300,7 +300,7 @@ def test_bad_sample_and_export_input(trained, tmp_path):
                                      str(tmp_path / "g.png"), "--individual", str(file)])
     assert (individual.exit_code, individual.stderr) == (1, f"Error: Cannot write {file}/seed0-"
                                                          f"0000.png: {file} is a file, not a "
-                                                         "folder\n")
+                                                         "folder; nothing was written there\n")
     for max_batch in ("0", str(2**31), str(2**40)):  # `generate`'s n is an int32
         big = runner.invoke(app, ["export", str(run), "--max-batch", max_batch, "--out-dir",
                                   str(tmp_path / "o")])

@@ -2,13 +2,14 @@
 one `Error:` line, and nothing lost."""
 
 import json
+import resource
 
 import numpy as np
 import pytest
 from conftest import At, kgan, poison, toy_config
 from PIL import Image
 
-from kgan import checkpoint, training
+from kgan import checkpoint, export, training
 from kgan.errors import KganError
 
 
@@ -103,3 +104,46 @@ def test_images_over_the_pixel_limit_are_named_with_the_limit(tmp_path, monkeypa
             f"Error: Cannot read image {name}: Image size (3600 pixels) exceeds limit of 2000 "
             "pixels"), done.stderr
         assert limit in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_full_disk_stops_the_run_naming_the_file_and_keeps_it_resumable(toy_npz, tmp_path,
+                                                                          monkeypatch):
+    """Items 3 and 10: the events file (TensorBoard's own writer dropped what it could not
+    write, and the run 'finished'), then an export. Writes past the limit fail with EFBIG, as
+    on a full disk (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    run = tmp_path / "00000-mlp-toy"
+
+    def events():
+        return next((run / "tensorboard").glob("events.out.tfevents.*"))
+
+    def fill_the_disk(model):  # room for the small files, not for another epoch of events
+        resource.setrlimit(resource.RLIMIT_FSIZE, (events().stat().st_size + 200, hard))
+
+    try:
+        with pytest.raises(KganError) as e:
+            training.train(toy_config(toy_npz, epochs=4, tensorboard=True, checkpoint_every=2),
+                           runs_dir=tmp_path, callbacks=[At(25, fill_the_disk)])  # epoch 3
+        assert str(e.value) == (f"Cannot write {events()}: File too large; the events written "
+                                "before are kept")
+        # The disk fills once the checkpoint is loaded (its unpacked copy is the largest file).
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        loaded = export.load_gan
+
+        def load_then_fill(*args, **kwargs):
+            gan = loaded(*args, **kwargs)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+            return gan
+
+        monkeypatch.setattr(export, "load_gan", load_then_fill)
+        with pytest.raises(KganError) as e:
+            export.export(run, tmp_path / "saved", verify=False)
+        assert str(e.value).startswith(f"Cannot write to {tmp_path / 'saved' / 'mlp-toy'}: ")
+        assert "File too large" in str(e.value)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and str(events()) in status["message"]
+    assert not (tmp_path / "saved" / "mlp-toy" / "1").exists()
+    resumed = training.resume(run)  # from epoch 2's checkpoint
+    assert (resumed.status, resumed.step) == ("finished", 48)

@@ -170,7 +170,7 @@ def test_a_full_disk_is_named_as_such_and_keeps_the_last_checkpoint(toy_npz, tmp
         with pytest.raises(KganError) as e:
             lib.train(toy_config(toy_npz, epochs=3), runs_dir=tmp_path,
                       callbacks=[At(13, fill_the_disk)])
-        assert str(e.value) == (f"Cannot write checkpoint {checkpoint}: File too large; the "
+        assert str(e.value) == (f"Cannot write {checkpoint}: File too large; the "
                                 "previous one is kept")
         with pytest.raises(KganError) as e:
             load_gan(run)  # the checkpoint is fine: its unpacked copy cannot be written

@@ -176,7 +176,8 @@ def test_show_prints_config_metrics_and_files_and_reports_damage(finished, tmp_p
     (run / "report.html").mkdir()  # as unwritable as a read-only folder is (root writes those)
     shown = runner.invoke(app, ["show", str(run), "--open"])
     assert shown.exit_code == 1 and shown.stderr.endswith(
-        f"Error: Cannot write {run / 'report.html'}: Is a directory\n")
+        f"Error: Cannot write {run / 'report.html'}: Is a directory; nothing was written "
+        "there\n")
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -157,8 +158,9 @@ class Extractor:
     name = ""
     resize = ""  # how images reach the extractor's input size (the metric card says it)
 
-    def __init__(self, model, info: dict):
+    def __init__(self, model, info: dict, notes: tuple[str, ...] = ()):
         self.model, self.info = model, info
+        self.notes = list(notes)  # for the metric card's warnings (a cache entry rebuilt)
 
     @property
     def sha256(self) -> str | None:
@@ -225,12 +227,19 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
     if train.y is None:
         raise KganError(f"The classifier extractor needs class labels and {dataset} has none. "
                         "Use --features inception.")
+    notes, loaded = [], None
     if path is None:
         key = classifier_key(dataset, train.image_shape)
-        path = runs.cache_dir() / "classifiers" / f"{key}.keras"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = runs.cache_folder("classifiers") / f"{key}.keras"
         # Two evaluations at once: the second waits for the first one's classifier.
         with FileLock(path.with_suffix(".lock")):
+            if path.exists():
+                try:
+                    loaded = _read_classifier(path)
+                except Exception as e:  # a damaged cache entry is trained again, not trusted
+                    notes.append(f"the cached classifier {path} was damaged ({first_line(e)}) "
+                                 "and was trained again")
+                    path.unlink()
             if not path.exists():
                 if on_train:
                     on_train(path)
@@ -238,18 +247,31 @@ def classifier(dataset: str, image_size: int | None, path: str | Path | None = N
     path = Path(path)
     if not path.is_file():
         raise KganError(f"Classifier not found: {path}")
-    try:
-        model = keras.saving.load_model(path)  # safe_mode stays on: a plain Functional CNN
-        features = model.get_layer("features").output
-    except Exception as e:
-        raise KganError(f"Cannot load classifier {path}: {first_line(e)}") from None
-    info_path = path.with_suffix(".json")
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if loaded is None:
+        try:
+            loaded = _read_classifier(path)
+        except Exception as e:
+            raise KganError(f"Cannot load classifier {path}: {first_line(e)}") from None
+    model, features, info = loaded
     if tuple(model.input_shape[1:]) != train.image_shape:
         raise KganError(f"Classifier {path} takes images of shape {model.input_shape[1:]}, "
                         f"the dataset has {train.image_shape}")
     return ClassifierExtractor(keras.Model(model.input, [features, model.output]),
-                               {**info, "path": str(path)})
+                               {**info, "path": str(path)}, notes)
+
+
+def _read_classifier(path: Path) -> tuple:
+    """A classifier file, its features layer and its `.json` record, or the reason it is not
+    whole (an exception)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not a whole .keras file (cut short, or not a Keras model)")
+    model = keras.saving.load_model(path)  # safe_mode stays on: a plain Functional CNN
+    features = model.get_layer("features").output
+    info_path = path.with_suffix(".json")
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if not isinstance(info, dict):
+        raise ValueError(f"{info_path} holds no JSON object")
+    return model, features, info
 
 
 def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: Path,
@@ -290,7 +312,8 @@ def _train_classifier(train: data_lib.Dataset, dataset: str, image_size, path: P
             "num_classes": num_classes, "test_accuracy": round(float(accuracy), 4),
             "test_split": test_split, "train_images": len(train_x), "epochs": CLASSIFIER_EPOCHS,
             "version": CLASSIFIER_VERSION}
-    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    with runs.atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def inception(weights: str | Path | None = None) -> InceptionExtractor:
@@ -365,7 +388,7 @@ def library_versions() -> dict:
 def card(extractor: Extractor, n_fake: int, n_real: int, dim: int) -> dict:
     """What every evaluation records beside its numbers: the extractor and a hash of its
     weights, the resize, the library versions, and warnings about too few images."""
-    warnings = []
+    warnings = list(extractor.notes)
     if min(n_fake, n_real) <= dim:
         warnings.append(f"FID from {min(n_fake, n_real)} images in {dim} feature dimensions: "
                         "the covariance is singular and FID unreliable; use n above "
@@ -408,28 +431,45 @@ class Reference:
         self.extractor, self.seed = extractor, seed
         key = json.dumps([dataset_key(dataset), image_size, split, n, seed, extractor.name,
                           extractor.sha256] + ([] if crop == "center" else [crop]))
-        path = (runs.cache_dir() / REAL_STATS
-                / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz")
-        self.cached = extractor.sha256 is not None and path.is_file()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        path = runs.cache_folder(REAL_STATS) / f"{digest}.npz"
+        self.notes = []  # for the metric card's warnings (a cache entry rebuilt)
+        stored = (self._read(path, key) if extractor.sha256 is not None and path.is_file()
+                  else None)
+        self.cached = stored is not None
         if self.cached:
-            with np.load(path) as stored:  # arrays only: np.load refuses pickles
-                self.features = stored["features"].astype(np.float64)
-                self.split = str(stored["split"])
+            self.features, self.split = stored
         else:
             images, self.split = real_images(dataset, image_size, n, split, seed, crop)
             features, _ = extractor(images)
             self.features = features.astype(np.float32).astype(np.float64)  # as cached
             if extractor.sha256 is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
                 with runs.atomic_path(path) as tmp, open(tmp, "wb") as f:
                     np.savez(f, features=self.features.astype(np.float32),
                              split=np.array(self.split), key=np.array(key))
         self.n = len(self.features)
 
+    def _read(self, path: Path, key: str) -> tuple[np.ndarray, str] | None:
+        """The cached features at `path` if they are whole, finite and made for `key`; else
+        None, with a note (they are computed again)."""
+        try:
+            with np.load(path) as stored:  # arrays only: np.load refuses pickles
+                features, split = stored["features"], str(stored["split"])
+                if str(stored["key"]) != key:
+                    raise ValueError("it was made for other settings")
+            if features.ndim != 2 or len(features) < 2 or not np.isfinite(features).all():
+                raise ValueError(f"its {features.shape} features are not two or more finite rows")
+            return features.astype(np.float64), split
+        except Exception as e:
+            self.notes.append(f"the cached real features {path} were damaged ({first_line(e)}) "
+                              "and were computed again")
+            return None
+
     def compare(self, fake: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """All metrics of `fake` (float images in [-1, 1]) against the reference, with protocol."""
         result = compare(fake, self.features, self.extractor, self.seed, self.split, labels)
         result["protocol"]["real_stats_cached"] = self.cached
+        result["protocol"]["warnings"] += self.notes
         return result
 
 

@@ -41,6 +41,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KGAN_CACHE", "~/.cache/kgan")).expanduser()
 
 
+def cache_folder(*parts: str) -> Path:
+    """The folder `parts` of the cache, made if missing; a cache that cannot be made (a file
+    in the way, a read-only disk) is one `KganError` naming KGAN_CACHE."""
+    path = cache_dir().joinpath(*parts)
+    try:
+        return make_folder(path)
+    except OSError as e:
+        raise KganError(f"Cannot use the cache folder {path}: {e.strerror or e} (set KGAN_CACHE "
+                        "to a folder kgan may write)") from None
+
+
 def mode(directory: bool = False) -> int:
     """The permissions a new file (or folder) gets under this process's umask."""
     umask = os.umask(0)

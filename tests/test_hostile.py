@@ -147,3 +147,53 @@ def test_a_full_disk_stops_the_run_naming_the_file_and_keeps_it_resumable(toy_np
     assert not (tmp_path / "saved" / "mlp-toy" / "1").exists()
     resumed = training.resume(run)  # from epoch 2's checkpoint
     assert (resumed.status, resumed.step) == ("finished", 48)
+
+
+def test_damaged_caches_are_rebuilt_with_a_warning_never_trusted(toy_run, tmp_path,
+                                                                 monkeypatch):
+    """Items 11, 16, 17 and 31: the real-statistics cache (cut short, NaN, another key's 3
+    rows), the classifier's record, a cut-off classifier and a cache under a file."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KGAN_CACHE", str(cache))
+
+    def evaluate(*extra):
+        done = kgan("eval", toy_run, "--n", 32, "--json", *extra)
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    first = evaluate()
+    (stats,) = (cache / "real-stats").iterdir()
+    with np.load(stats) as stored:
+        good = dict(stored)
+    damages = {
+        "cut short": lambda: stats.write_bytes(stats.read_bytes()[:100]),
+        "NaN": lambda: np.savez(stats, **{**good, "features": good["features"] * np.nan}),
+        "another key": lambda: np.savez(stats, **{**good, "features": good["features"][:3],
+                                                   "key": np.array("another")}),
+    }
+    for damage in damages.values():
+        damage()
+        result = evaluate()
+        assert result["fid"] == first["fid"]  # computed again, not read from the damage
+        (warning,) = [w for w in result["protocol"]["warnings"] if "cached" in w]
+        assert warning.startswith(f"the cached real features {stats} were damaged (")
+        assert warning.endswith(") and were computed again")
+    (model,) = (cache / "classifiers").glob("*.keras")
+    model.with_suffix(".json").write_text("{")
+    result = evaluate()
+    (warning,) = [w for w in result["protocol"]["warnings"] if "cached" in w]
+    assert warning.startswith(f"the cached classifier {model} was damaged (")
+    assert json.loads(model.with_suffix(".json").read_text())["test_accuracy"] >= 0
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(model.read_bytes()[:1000])
+    done = kgan("eval", toy_run, "--n", 32, "--classifier", cut)
+    assert (done.exit_code, done.stderr) == (1, f"Error: Cannot load classifier {cut}: it is "
+                                                "not a whole .keras file (cut short, or not a "
+                                                "Keras model)\n")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("KGAN_CACHE", str(tmp_path / "file" / "cache"))
+    done = kgan("eval", toy_run, "--n", 32)
+    assert (done.exit_code, done.stderr) == (1, f"Error: Cannot use the cache folder "
+                                                f"{tmp_path}/file/cache/classifiers: "
+                                                f"{tmp_path}/file is a file, not a folder (set "
+                                                "KGAN_CACHE to a folder kgan may write)\n")

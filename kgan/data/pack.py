@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from kgan.data import sources
 from kgan.errors import Interrupted, KganError
-from kgan.runs import atomic_path, cache_dir
+from kgan.runs import atomic_path, cache_folder
 
 VERSION = 1  # of the packed layout and decoding; a new one packs again
 CHUNK = 64  # images per task
@@ -46,7 +46,7 @@ class Packed:
 
 def location(name: str, key: str, size: int, crop: str) -> Path:
     digest = hashlib.sha256(json.dumps([key, size, crop, VERSION]).encode()).hexdigest()[:16]
-    return cache_dir() / "packed" / f"{name}-{size}-{digest}"
+    return cache_folder("packed") / f"{name}-{size}-{digest}"
 
 
 def pack(source: str, name: str, key: str, size: int, crop: str, skip_bad: bool = False,
@@ -64,7 +64,6 @@ def pack(source: str, name: str, key: str, size: int, crop: str, skip_bad: bool 
         progress: called as `progress(done, total)` while building (images decoded so far).
     """
     folder = location(name, key, size, crop)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):  # two runs on one source: the second waits, then reads
         meta = read_meta(folder)
         if meta is not None and not _intact(folder, meta):

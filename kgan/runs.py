@@ -27,6 +27,7 @@ CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 REPORT = "report.html"
 LOCK = ".lock"  # held by the process that trains the run
+OWNER = ".owner"  # which process holds the lock: its pid and host
 _RUN_NAME = re.compile(r"^(\d{5})-")
 # Numbers in a metrics record, where present (a record with text there is damaged).
 NUMERIC_METRICS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "r_t", "seconds",
@@ -131,13 +132,19 @@ def owned(run_dir: Path):
         # Only the owner writes these: what `atomic_path` left half-written when a process
         # was killed mid-write is garbage now (report.html is `kgan show`'s, not ours).
         for pattern in ("checkpoints/.*", "samples/.*", ".config-*", ".metrics-*", ".status-*",
-                        ".curves-*"):
+                        ".curves-*", ".owner-*"):
             for stale in run_dir.glob(pattern):
                 stale.unlink()
+        with atomic_path(run_dir / OWNER) as tmp:
+            tmp.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n")
     except Timeout:
-        status = read_status(run_dir)
+        try:  # the lock holder's own record (status.json may be a dead earlier owner's)
+            owner = json.loads((run_dir / OWNER).read_text())
+        except (OSError, ValueError):
+            owner = {}
+        owner = owner if isinstance(owner, dict) else {}
         raise KganError(f"{run_dir} is being trained by another process (pid "
-                        f"{status.get('pid', '?')} on {status.get('host', '?')}): let it finish "
+                        f"{owner.get('pid', '?')} on {owner.get('host', '?')}): let it finish "
                         "or stop it, then resume") from None
     except OSError as e:
         raise KganError(f"Cannot write to {run_dir}: {e.strerror or e}") from None
@@ -261,10 +268,12 @@ def read_status(run_dir: Path) -> dict:
     """The run's status; "running" whose process is gone (on this host) reads as "failed"."""
     try:
         record = json.loads((run_dir / STATUS).read_text())
-    except (OSError, ValueError):
-        return {"status": "unknown"}
+    except FileNotFoundError:
+        return {"status": "unknown"}  # not started yet
+    except (OSError, ValueError) as e:
+        return {"status": "unknown", "problem": f"{run_dir / STATUS} is damaged ({e})"}
     if not isinstance(record, dict) or not isinstance(record.get("status"), str):
-        return {"status": "unknown", "message": f"{run_dir / STATUS} is damaged"}
+        return {"status": "unknown", "problem": f"{run_dir / STATUS} is damaged (no status)"}
     if record.get("status") == "running" and record.get("host") == socket.gethostname():
         try:
             os.kill(int(record["pid"]), 0)
@@ -317,7 +326,7 @@ def summary(run_dir: Path, metrics: tuple[list[dict], list[str]] | None = None) 
         "last_eval": {k: evals[-1][k] for k in TRANSLATION_METRICS if k in evals[-1]}
         if evals else None, "status": status.get("status", "unknown"),
         "status_message": status.get("message"), "size_bytes": disk_size(run_dir),
-        "problems": problems + damaged,
+        "problems": problems + damaged + ([status["problem"]] if "problem" in status else []),
     }
 
 

@@ -197,3 +197,35 @@ def test_damaged_caches_are_rebuilt_with_a_warning_never_trusted(toy_run, tmp_pa
                                                 f"{tmp_path}/file/cache/classifiers: "
                                                 f"{tmp_path}/file is a file, not a folder (set "
                                                 "KGAN_CACHE to a folder kgan may write)\n")
+
+
+def test_a_refused_resume_names_the_process_that_holds_the_run(toy_run):
+    """Item 19: status.json still names a dead earlier owner; the lock's holder is named."""
+    import os
+    import socket
+
+    from kgan import runs
+
+    status = json.loads((toy_run / "status.json").read_text())
+    (toy_run / "status.json").write_text(json.dumps({**status, "pid": 999_999_999}))
+    try:
+        with runs.owned(toy_run):  # this process trains it now
+            done = kgan("train", "--resume", toy_run, "--epochs", 2)
+    finally:
+        (toy_run / "status.json").write_text(json.dumps(status))
+    assert (done.exit_code, done.stderr) == (
+        1, f"Error: {toy_run} is being trained by another process (pid {os.getpid()} on "
+           f"{socket.gethostname()}): let it finish or stop it, then resume\n")
+
+
+def test_a_damaged_status_file_is_a_warning_of_kgan_runs(toy_run, tmp_path):
+    """Item 21."""
+    import shutil
+
+    run = tmp_path / "runs" / toy_run.name
+    shutil.copytree(toy_run, run)
+    (run / "status.json").write_text("garbage")
+    done = kgan("runs", tmp_path / "runs")
+    assert done.exit_code == 0
+    assert (f"warning: {run.name}: {run}/status.json is damaged (Expecting value: line 1 column "
+            "1 (char 0))") in done.stderr.replace("\n", "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -111,7 +112,19 @@ def _load_weights(gan: Adversarial, path: Path) -> None:
                 raise NoRoom(f"Cannot unpack {path} to load it: {e.strerror or e} (in "
                                 f"{tempfile.gettempdir()}; TMPDIR may name a disk with room)"
                                 ) from None
-        gan.load_weights(weights)
+        # Another model's weights do not load: Keras says so in a warning per part it skips,
+        # then (some of them) in a long error. Both become one line.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                gan.load_weights(weights)
+                error = None
+            except ValueError as e:
+                error = first_line(e)
+        skipped = [str(w.message).strip() for w in caught if "Skipping" in str(w.message)]
+        if error or skipped:
+            raise KganError(f"it holds another model's weights ({(skipped or [error])[0]}); "
+                            "was it copied from another run?")
 
 
 def save(gan: Adversarial, run_dir: Path, name: str = runs.CHECKPOINT) -> Path:

@@ -229,3 +229,19 @@ def test_a_damaged_status_file_is_a_warning_of_kgan_runs(toy_run, tmp_path):
     assert done.exit_code == 0
     assert (f"warning: {run.name}: {run}/status.json is damaged (Expecting value: line 1 column "
             "1 (char 0))") in done.stderr.replace("\n", "")
+
+
+def test_another_models_checkpoint_is_one_line(toy_run, toy_npz, tmp_path):
+    """Item 20: it printed 32 lines of Keras warnings and a cut-off error."""
+    import shutil
+
+    other = training.train(toy_config(toy_npz, arch="dcgan", base_filters=4),
+                           runs_dir=tmp_path / "other").run_dir
+    run = tmp_path / "runs" / toy_run.name
+    shutil.copytree(toy_run, run)
+    shutil.copy(other / "checkpoints" / "latest.keras", run / "checkpoints" / "latest.keras")
+    done = kgan("sample", run, "--n", 4)
+    assert done.exit_code == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"Error: Cannot load checkpoint {run}/checkpoints/latest.keras: "
+                                  "it holds another model's weights (Skipping ")
+    assert done.stderr.endswith("); was it copied from another run?\n")

@@ -87,8 +87,9 @@ TRANSLATION_ROWS = {  # key: (row name, format)
 
 def translation_table(result: dict):
     protocol = result["protocol"]
-    out = Table(title=f"{protocol['n']} held-out images ({protocol['split']} split), FID in "
-                      f"{protocol['features']} features")
+    fid = (f"FID in {protocol['features']} features" if protocol["features"]
+           else "no FID (see the warning)")
+    out = Table(title=f"{protocol['n']} held-out images ({protocol['split']} split), {fid}")
     out.add_column("metric")
     out.add_column("value", justify="right")
     for key, (name, spec) in TRANSLATION_ROWS.items():

@@ -16,6 +16,11 @@ class Interrupted(KganError):
     exit_code = 130  # 128 + SIGINT, as a shell reports it
 
 
+class NoSplit(KganError):
+    """Data without the split asked for (no test/ folder, no x_a_test): the caller may fall
+    back to the training split, saying so. Damaged data is a plain `KganError`."""
+
+
 class NotRecorded(KganError):
     """A result that was computed but could not be recorded (a read-only or full disk): it is
     in `result`, for the caller to show before the error."""

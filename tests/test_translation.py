@@ -389,6 +389,45 @@ def test_translate_keeps_its_inputs_and_writes_all_or_nothing(tf_runs, tmp_path,
     assert done.stdout == json.dumps(str(tmp_path / "o" / "a\nb.png")) + "\n"
 
 
+def test_translation_eval_reports_what_needs_no_features_and_honours_its_options(tf_runs,
+                                                                              tmp_path):
+    """Issue 35, items 15 and 26: the toy pairs have no class labels and this machine no
+    InceptionV3 weights; L1, PSNR and SSIM stand, and the card says why there is no FID."""
+    run = tf_runs["pix2pix"]["run"]
+    done = kgan("eval", run, "-n", 4, "--json")
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert {"l1", "psnr", "ssim"} <= set(result) and "fid" not in result
+    assert result["protocol"]["split"] == "test" and result["protocol"]["features"] is None
+    toy = json.loads((Path(run) / "config.json").read_text())["dataset"]
+    assert result["protocol"]["warnings"] == [
+        f"no FID: {toy} has no class labels to train a classifier on: give --classifier PATH, "
+        "or --features inception"]
+    done = kgan("eval", run, "-n", 4, "--json", "--features", "inception", "--real-split",
+                "train")
+    result = json.loads(done.stdout)
+    assert result["protocol"]["split"] == "train" and "l1" in result
+    (warning,) = result["protocol"]["warnings"]
+    assert warning.startswith("no FID: ") and "inception" in warning.lower()
+
+
+def test_a_damaged_test_split_is_not_replaced_by_training_images(tmp_path):
+    """Issue 35, item 26: a broken test/A image stopped nothing; the held-out grid and eval
+    used training images without a word."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "pairs"
+    for split, count in (("", 8), ("test", 2)):
+        for side in "AB":
+            for i in range(count):
+                save_png(root / split / side / f"{i}.png",
+                         rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    (root / "test" / "A" / "1.png").write_bytes(b"\x89PNG broken")
+    done = kgan("train", "--arch", "pix2pix", "--dataset", root, "--epochs", 1, "--batch-size",
+                4, "--runs-dir", tmp_path / "runs", "--quiet", "--no-tensorboard")
+    assert done.exit_code == 1 and done.stderr.startswith(
+        f"Error: Cannot read image {root}/test/A/1.png: "), done.stderr
+
+
 @pytest.mark.parametrize("option, message", [
     (["--loss", "wgan-gp"], "--loss wgan-gp does not apply to --arch {arch}: its gradient "
      "penalty is for noise-to-image GANs; use bce, minimax, lsgan or hinge. Received: "

@@ -25,7 +25,7 @@ from kgan.data import pack as pack_lib
 from kgan.data import sources
 from kgan.data.given import write_member
 from kgan.data.sources import IMAGE_SUFFIXES, eight_bit, resize_pil
-from kgan.errors import KganError, first_line
+from kgan.errors import KganError, NoSplit, first_line
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FOLDER_SIZE = 64  # the square side of encoded images when --image-size is not given
@@ -163,7 +163,7 @@ def load(source: str, image_size: int | None = None, split: str = "train",
         if split != "train" and kind != "tfds":
             what = {"folder": "A folder of images", "zip": "A zip archive"}.get(kind,
                                                                                 "TFRecord files")
-            raise KganError(f"{what} has no {split} split: {source}")
+            raise NoSplit(f"{what} has no {split} split: {source}")
         digest = sources.fingerprint(source, split)
         name = _source_name(source, kind)
         packed = pack_lib.pack(source, name, digest, image_size or FOLDER_SIZE, crop, skip_bad,
@@ -320,7 +320,7 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
                 raise KganError(f"Cannot read {path}: it is not an .npy array (numpy.save "
                                 "writes one)")
             if split != "train":
-                raise KganError(f"An .npy file has no {split} split: {path}")
+                raise NoSplit(f"An .npy file has no {split} split: {path}")
             x, y = np.load(path, mmap_mode="r", allow_pickle=False), None
         else:
             if not zipfile.is_zipfile(path):
@@ -330,8 +330,9 @@ def load_npz(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.nda
             archive = np.load(path, allow_pickle=False)
             with archive as f:
                 if x_key not in f.files:
-                    raise KganError(f"{path} has no `{x_key}` array (found: "
-                                    f"{', '.join(f.files) or 'nothing'})")
+                    missing = NoSplit if split != "train" else KganError
+                    raise missing(f"{path} has no `{x_key}` array (found: "
+                                  f"{', '.join(f.files) or 'nothing'})")
                 x = _mapped_member(path, x_key)
                 x = f[x_key] if x is None else x
                 y = f[y_key] if y_key in f.files else None

@@ -10,7 +10,7 @@ import numpy as np
 from kgan import drawing, families, images, losses, metrics
 from kgan.config import LOSSES, positive_int, seed_value
 from kgan.drawing import CHUNK
-from kgan.errors import KganError
+from kgan.errors import KganError, NoSplit
 from kgan.families import family
 from kgan.families.translation import nets, serving, sides
 from kgan.families.translation.models import CycleGAN, LinearDecay, Pix2Pix
@@ -74,12 +74,20 @@ def paired_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict:
             "ssim": float(np.mean(ssim))}
 
 
-def _translation_features(dataset: str, image_size: int | None, on_train) -> metrics.Extractor:
-    """The feature space of translation FIDs: the Fashion-MNIST classifier for its demos,
-    InceptionV3 for any other data (its weights must be on the machine when offline)."""
+def _translation_features(dataset: str, image_size: int | None, on_train, features: str,
+                          classifier_path) -> metrics.Extractor:
+    """The feature space of translation FIDs: with `features` "classifier", the given
+    classifier, else the Fashion-MNIST one for its demos (other image-to-image data has no
+    class labels to train one on); with "inception", InceptionV3 (its weights must be on the
+    machine when offline)."""
+    if features == "inception":
+        return metrics.inception()
+    if classifier_path is not None:
+        return metrics.classifier(None, image_size, classifier_path)
     if sides.is_demo(dataset):
         return metrics.classifier("fashion_mnist", image_size, on_train=on_train)
-    return metrics.inception()
+    raise KganError(f"{dataset} has no class labels to train a classifier on: give "
+                    "--classifier PATH, or --features inception")
 
 
 class Translation(family.Family):
@@ -151,8 +159,8 @@ class Translation(family.Family):
         is none): the same ones in every epoch's grid."""
         try:
             data = self.load(config, split="test")
-        except KganError:
-            pass  # no test split: the training images
+        except NoSplit:  # the training images (a damaged test split raises)
+            pass
         return TranslationGrid(data.a[:n], data.b[:n], data.paired)
 
     def translator(self, model, where):
@@ -171,35 +179,38 @@ class Translation(family.Family):
     def export_checks(self, model, n):
         return serving.checks(model, n)
 
-    def evaluate(self, source, config, n, seed, on_train=None, **options):
-        """Measures `source` on held-out images of its dataset (the test split; the training
-        images where there is none), uint8 as users see them.
+    def evaluate(self, source, config, n, seed, on_train=None, features="classifier",
+                 classifier_path=None, real_split="test"):
+        """Measures `source` on held-out images of its dataset (`real_split`: the test split,
+        the training images where there is none, which the card then says), uint8 as users
+        see them.
 
         Paired: L1, PSNR and SSIM of outputs against targets, the same for the input itself (a
         translation should beat doing nothing) where channels match, and FID of outputs
         against targets. Unpaired: FID of a->b outputs against B, the cycle error
         |a->b->a - a| (L1), and for the Fashion-MNIST demo, the eval classifier's share of
-        a->b outputs it puts in B's class, next to that share for the inputs.
+        a->b outputs it puts in B's class, next to that share for the inputs. The measures
+        that need no features are reported even where FID's feature network is missing (the
+        card says why there is no FID).
         """
         positive_int("n", n)
         seed_value("seed", seed)
-        paired = self.paired(config)
-        split = "test"
+        paired, split, notes = self.paired(config), real_split, []
         try:
             pairs = self.load(config, split)
-        except KganError:
+        except NoSplit:
+            if split == "train":
+                raise
             split = "train"
             pairs = self.load(config, split)
+            notes.append("no test split: measured on training images")
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(pairs.a))[:n]
         a = pairs.a[order]
         b = pairs.b[order] if paired else pairs.b[rng.permutation(len(pairs.b))[:n]]
         ab = images.to_uint8(source.translate(a, "a2b"))
         targets = images.to_uint8(b)
-        ext = _translation_features(config.dataset, config.image_size, on_train)
-        features = {"outputs": ext(metrics.to_float(ab)),
-                    "targets": ext(metrics.to_float(targets))}
-        result = {"fid": metrics.fid(features["outputs"][0], features["targets"][0])}
+        result = {}
         if paired:
             result.update(paired_metrics(ab, targets))
             if a.shape[-1] == b.shape[-1]:
@@ -209,20 +220,31 @@ class Translation(family.Family):
             aba = images.to_uint8(source.translate(metrics.to_float(ab), "b2a"))
             result["cycle_l1"] = float(np.mean(np.abs(aba.astype(np.float64)
                                                       - images.to_uint8(a)) / 255.0))
-            if pairs.domains is not None:
-                target = pairs.domains[1]
-                result["target_share"] = float(np.mean(
-                    features["outputs"][1].argmax(1) == target))
-                result["input_target_share"] = float(np.mean(
-                    ext(metrics.to_float(images.to_uint8(a)))[1].argmax(1) == target))
-        result["protocol"] = {"n": len(a), "n_targets": len(b), "split": split,
-                              "features": ext.name, "extractor": ext.info.get("path"),
-                              "scale": "L1 on [0, 1]; PSNR in dB", "seed": seed,
-                              "real_stats_sha256": metrics.array_sha256(
-                                  features["targets"][0].astype(np.float32)),
-                              **metrics.card(ext, len(a), len(b),
-                                             features["targets"][0].shape[1])}
-        return result
+        protocol = {"n": len(a), "n_targets": len(b), "split": split, "features": None,
+                    "scale": "L1 on [0, 1]; PSNR in dB", "seed": seed, "warnings": notes}
+        try:
+            ext = _translation_features(config.dataset, config.image_size, on_train, features,
+                                        classifier_path)
+        except KganError as e:  # no feature network: no FID, the rest stands
+            notes.append(f"no FID: {e}")
+            return {**result, "protocol": protocol}
+        takes = tuple(ext.model.input_shape[1:])
+        if ext.name == "classifier" and takes != targets.shape[1:]:
+            raise KganError(f"The classifier {ext.info.get('path')} takes images of shape "
+                            f"{takes}, the outputs have {targets.shape[1:]}")
+        found = {"outputs": ext(metrics.to_float(ab)), "targets": ext(metrics.to_float(targets))}
+        result["fid"] = metrics.fid(found["outputs"][0], found["targets"][0])
+        if not paired and pairs.domains is not None:
+            target = pairs.domains[1]
+            result["target_share"] = float(np.mean(found["outputs"][1].argmax(1) == target))
+            result["input_target_share"] = float(np.mean(
+                ext(metrics.to_float(images.to_uint8(a)))[1].argmax(1) == target))
+        card = metrics.card(ext, len(a), len(b), found["targets"][0].shape[1])
+        protocol.update({"features": ext.name, "extractor": ext.info.get("path"),
+                         "real_stats_sha256": metrics.array_sha256(
+                             found["targets"][0].astype(np.float32)),
+                         **card, "warnings": notes + card["warnings"]})
+        return {**result, "protocol": protocol}
 
 
 FAMILY = Translation()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from kgan import data
 from kgan.data import sources as data_sources
-from kgan.errors import KganError, first_line
+from kgan.errors import KganError, NoSplit, first_line
 
 DEMOS = {  # fashion_mnist:<demo> -> what it asks the model to do
     "inpaint": "a 12x12 gray square masked out -> the whole image",
@@ -144,6 +144,8 @@ def _pair_folders(root: Path, split: str, paired: bool, image_size: int | None,
     (`load`). Paired sides hold files of the same relative paths, which sort alike."""
     base = root if split == "train" else root / split
     sides = [base / "A", base / "B"]
+    if not base.is_dir():
+        raise NoSplit(f"{root} has no {split}/ folder")
     for side in sides:
         if not side.is_dir():
             where = "" if split == "train" else f" (the {split} split)"
@@ -194,6 +196,8 @@ def _pair_npz(path: Path, split: str, paired: bool) -> tuple[np.ndarray, np.ndar
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [key for key in keys if key not in f.files]
+            if split != "train" and missing == list(keys):
+                raise NoSplit(f"{path} has no {split} split ({' or '.join(keys)})")
             if missing:
                 raise KganError(f"{path} has no `{missing[0]}` array (found: "
                                 f"{', '.join(f.files) or 'nothing'})")

@@ -191,6 +191,15 @@ for arch, path in json.loads(sys.argv[1]).items():
             out["error"] = np.array("")
         except tf.errors.InvalidArgumentError as e:
             out["error"] = np.array(e.message)
+    for raw, bad in (("raw", np.nan), ("b2a_raw", np.inf)):  # NaN or inf: refused
+        if raw not in model.signatures:
+            continue
+        taken = model.signatures[raw].structured_input_signature[1]["images"].shape[1:]
+        try:
+            model.signatures[raw](images=tf.fill([1, *taken], np.float32(bad)))
+            out[f"{arch}/{raw}/nan"] = np.array("")
+        except tf.errors.InvalidArgumentError as e:
+            out[f"{arch}/{raw}/nan"] = np.array(e.message)
 np.savez(sys.argv[2], **out)
 """
 
@@ -211,6 +220,8 @@ def test_exports_answer_like_the_run_in_tensorflow_alone(tf_runs, exports, tmp_p
     assert list(out["signatures/cyclegan"]) == ["a2b", "a2b_png", "b2a", "b2a_png", "b2a_raw",
                                                 "raw", "serving_default"]
     assert "images: the model takes [N, 8, 8, 1] (height, width, channels)" in str(out["error"])
+    for name in ("pix2pix/raw", "cyclegan/raw", "cyclegan/b2a_raw"):  # issue 35, item 28
+        assert "images must be finite (no NaN or inf)" in str(out[f"{name}/nan"]), name
     for arch in ARCHS:
         model, _ = load_gan(tf_runs[arch]["run"])
         for direction in (("a2b",) if arch == "pix2pix" else ("a2b", "b2a")):

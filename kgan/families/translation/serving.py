@@ -48,6 +48,11 @@ def _translation_signatures(generator, size: int, channels: int) -> dict:
                 "channels); received [height, width, channels] =")]):
             return tf.identity(images)
 
+    def finite(images):  # a NaN input would answer NaN images: refused, as noise's z is
+        with tf.control_dependencies([tf.debugging.assert_all_finite(
+                images, message="images must be finite (no NaN or inf)")]):
+            return tf.identity(images)
+
     def translated(images):
         floats = tf.cast(images, tf.float32) / 127.5 - 1.0
         return serving.to_uint8(generator(floats, training=False))
@@ -67,7 +72,8 @@ def _translation_signatures(generator, size: int, channels: int) -> dict:
         return {"png_bytes": serving.encode_png(translated(images))}
 
     return {"uint8": lambda images: {"images": translated(checked(images))},
-            "float": lambda images: {"images": generator(checked(images), training=False)},
+            "float": lambda images: {"images": generator(finite(checked(images)),
+                                                         training=False)},
             "png": from_png}
 
 

@@ -211,7 +211,8 @@ class TrainConfig:
     batch_size: int | None = option(None, "Global batch size.", positive_int,
                                     shown="64; pix2pix, cyclegan: 1 (their papers')")
     latent_dim: int = option(100, "Length of the noise vector z.",
-                             at_most(65536, "the first layer alone would not fit"))
+                             at_most(65536, "the first layer alone would not fit"),
+        family="noise", why="image-to-image runs take images, not noise")
     base_filters: int | None = option(
         None, "Convolutional archs: filters at the image's own resolution (doubling per "
         "halving, at most 8x).", at_most(4096, "the conv layers would not fit"),
@@ -219,10 +220,12 @@ class TrainConfig:
     attention: int | None = option(None, "resnet: a self-attention block at this resolution "
                                    "(e.g. 32 or 64; BigGAN's 64).", positive_int, shown="none",
                                    archs=("resnet",))
-    mapping_layers: int = option(2, "stylegan: layers of the mapping network z -> w "
-                                 "(StyleGAN2: 8).", positive_int)
-    style_mixing: float = option(0.9, "stylegan: share of training images whose later layers "
-                                 "take a second style (0: off).", probability)
+    mapping_layers: int | None = option(None, "stylegan: layers of the mapping network z -> w "
+                                        "(StyleGAN2: 8).", positive_int, shown="stylegan: 2",
+                                        archs=("stylegan",))
+    style_mixing: float | None = option(None, "stylegan: share of training images whose later "
+                                        "layers take a second style (0: off).", probability,
+                                        shown="stylegan: 0.9", archs=("stylegan",))
     lr: float = option(2e-4, "Adam learning rate of G and D.", positive_number, shown="2e-4")
     beta1: float = option(0.5, "Adam beta_1 (0.5 is the DCGAN setting).", adam_beta)
     beta2: float = option(0.999, "Adam beta_2.", adam_beta)
@@ -310,22 +313,24 @@ class TrainConfig:
         family="noise", why="measure with `kgan eval` after training")
     eval_n: int = option(2000, "Images per evaluation during training.", images_to_compare,
                          resumable=True)
-    l1: float = option(100.0, "pix2pix: weight of the L1 distance to the target beside the "
-                       "adversarial loss.", non_negative_number,
-        family="translation", why="it weighs pix2pix's L1 distance")
-    cycle: float = option(10.0, "cyclegan: weight of the cycle-consistency loss.",
-                          non_negative_number,
-        family="translation", why="it weighs CycleGAN's cycle loss")
-    identity: float = option(0.5, "cyclegan: weight of the identity loss, times --cycle (0: off; "
-                             "needs A and B with the same channels).", non_negative_number,
-        family="translation", why="it weighs CycleGAN's identity loss")
-    pool_size: int = option(50, "cyclegan: generated images each discriminator's history pool "
-                            "keeps (0: none).", non_negative_int,
-        family="translation", why="it sizes CycleGAN's history pools")
+    l1: float | None = option(None, "pix2pix: weight of the L1 distance to the target beside "
+                              "the adversarial loss.", non_negative_number, shown="pix2pix: 100",
+        family="translation", why="it weighs pix2pix's L1 distance", archs=("pix2pix",))
+    cycle: float | None = option(None, "cyclegan: weight of the cycle-consistency loss.",
+                                 non_negative_number, shown="cyclegan: 10",
+        family="translation", why="it weighs CycleGAN's cycle loss", archs=("cyclegan",))
+    identity: float | None = option(
+        None, "cyclegan: weight of the identity loss, times --cycle (0: off; needs A and B "
+        "with the same channels).", non_negative_number, shown="cyclegan: 0.5",
+        family="translation", why="it weighs CycleGAN's identity loss", archs=("cyclegan",))
+    pool_size: int | None = option(None, "cyclegan: generated images each discriminator's "
+                                   "history pool keeps (0: none).", non_negative_int,
+                                   shown="cyclegan: 50",
+        family="translation", why="it sizes CycleGAN's history pools", archs=("cyclegan",))
     decay_epochs: int | None = option(
         None, "cyclegan: the learning rate decays linearly to 0 over the last N epochs.",
         non_negative_int, shown="half of `--epochs`",
-        family="translation", why="it schedules CycleGAN's learning rate")
+        family="translation", why="it schedules CycleGAN's learning rate", archs=("cyclegan",))
     jitter: bool = option(False, "pix2pix, cyclegan: random jitter (resize up by 286/256, crop "
                           "back) and mirroring of the training images.", flag,
                           flags=("--jitter",), shown="off",
@@ -431,6 +436,13 @@ class TrainConfig:
             raise KganError(f"Unknown config keys: {', '.join(unknown)}")
         # Runs from before --crop stretched non-square images: they resume as they trained.
         config = cls(**{"crop": "none", **data})
+        # Runs from before other families' and other archs' options were refused recorded
+        # them (ignored, as they were): they read as the arch's own defaults.
+        row = families.ARCHS.get(config.arch)  # an unknown arch: validate() names it
+        for field in options() if row else ():
+            family, archs = field.metadata["family"], field.metadata["archs"]
+            if family not in (None, row.family) or (archs and config.arch not in archs):
+                setattr(config, field.name, getattr(cls(arch=config.arch), field.name))
         if config.image_shape is not None:
             config.image_shape = tuple(config.image_shape)
         return config

@@ -49,9 +49,10 @@ from kgan.checkpoint import load_gan
 from kgan.config import TrainConfig
 
 npz, tmp, arch = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+cyclegan = {"pool_size": 3, "identity": 0.0} if arch == "cyclegan" else {}
 config = TrainConfig(arch=arch, dataset=npz, batch_size=4, base_filters=4, seed=3, epochs=2,
-                     steps_per_epoch=2, tensorboard=False, curves=False, pool_size=3,
-                     identity=0.0, jitter=True, backend=keras.backend.backend())
+                     steps_per_epoch=2, tensorboard=False, curves=False, jitter=True,
+                     backend=keras.backend.backend(), **cyclegan)
 
 
 class KeepEpoch1(keras.callbacks.Callback):
@@ -451,14 +452,45 @@ def test_a_damaged_test_split_is_not_replaced_by_training_images(tmp_path):
      "example 28, 32 or 256). Received: image_size=30"),
     (["--strategy", "mirrored"], "--arch {arch} trains on one device. Received: "
      "strategy=mirrored"),
-    (["--decay-epochs", "5", "--epochs", "2"], "`decay_epochs` must be at most --epochs (2). "
-     "Received: decay_epochs=5"),
+    (["--latent-dim", "8"], "--latent-dim does not apply to --arch {arch} (image-to-image runs "
+     "take images, not noise). Received: latent_dim=8"),
 ])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_train_refuses_settings_translation_has_not(arch, option, message, toy, tmp_path):
     done = kgan("train", "--arch", arch, "--dataset", toy, "--runs-dir", tmp_path, *option)
     assert (done.exit_code, done.stderr) == (1, f"Error: {message.format(arch=arch)}\n")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("arch, option, message", [
+    ("cyclegan", ["--decay-epochs", "5", "--epochs", "2"], "`decay_epochs` must be at most "
+     "--epochs (2). Received: decay_epochs=5"),
+    ("pix2pix", ["--cycle", "5"], "--cycle is for --arch cyclegan. Received: cycle=5.0, "
+     "arch=pix2pix"),
+    ("pix2pix", ["--pool-size", "5"], "--pool-size is for --arch cyclegan. Received: "
+     "pool_size=5, arch=pix2pix"),
+    ("cyclegan", ["--l1", "5"], "--l1 is for --arch pix2pix. Received: l1=5.0, arch=cyclegan"),
+    ("dcgan", ["--mapping-layers", "8"], "--mapping-layers is for --arch stylegan. Received: "
+     "mapping_layers=8, arch=dcgan"),
+    ("mlp", ["--style-mixing", "0.5"], "--style-mixing is for --arch stylegan. Received: "
+     "style_mixing=0.5, arch=mlp"),
+])
+def test_options_of_other_archs_are_refused(arch, option, message, toy, tmp_path):
+    """Issue 35, item 32: they were recorded in config.json and ignored."""
+    done = kgan("train", "--arch", arch, "--dataset", toy, "--runs-dir", tmp_path, *option)
+    assert (done.exit_code, done.stderr) == (1, f"Error: {message}\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_runs_that_recorded_other_archs_options_read_as_their_own_defaults():
+    """Runs from before item 32 recorded every option; what was ignored then reads as the
+    arch's default (here as in tests/data/main-566653c's pix2pix run, latent_dim=4)."""
+    old = TrainConfig(arch="dcgan").to_json()  # every field, as runs recorded them
+    recorded = {**json.loads(old), "arch": "pix2pix", "latent_dim": 4, "cycle": 3.0,
+                "mapping_layers": 8, "r1": 0.0}
+    config = TrainConfig.from_dict(recorded).validate()
+    assert (config.latent_dim, config.cycle, config.mapping_layers, config.l1) == (
+        100, None, None, 100.0)
 
 
 def test_train_refuses_data_the_family_cannot_use(toy, tmp_path):

@@ -50,13 +50,16 @@ ARCHS = {arch.name: arch for arch in (
          ("resnet_generator", "resnet_discriminator"), convolutional=True,
          defaults={"loss": "hinge", "spectral_norm": True}),
     Arch("stylegan", "noise", "StyleGAN2-style", ("stylegan_generator", "stylegan_discriminator"),
-         convolutional=True, defaults={"base_filters": 32, "r1": 1.0}),
+         convolutional=True,
+         defaults={"base_filters": 32, "r1": 1.0, "mapping_layers": 2, "style_mixing": 0.9}),
     Arch("custom", "noise", "your own Keras generator and discriminator, given from Python: "
          "kgan.train(config, models=(G, D))", ()),
     Arch("pix2pix", "translation", "image to image, paired A/B data",
-         ("unet", "patch_discriminator"), defaults={"batch_size": 1}),
+         ("unet", "patch_discriminator"), defaults={"batch_size": 1, "l1": 100.0}),
     Arch("cyclegan", "translation", "image to image, unpaired",
-         ("resnet_generator", "patch_discriminator"), defaults={"batch_size": 1, "loss": "lsgan"}),
+         ("resnet_generator", "patch_discriminator"),
+         defaults={"batch_size": 1, "loss": "lsgan", "cycle": 10.0, "identity": 0.5,
+                   "pool_size": 50}),
 )}
 
 

@@ -63,15 +63,15 @@ def train(config: TrainConfig, runs_dir: str | Path = "runs", name: str | None =
 
         config = dataclasses.replace(config, **custom.describe(*models))
         start = dict(zip(custom.ROLES, models))
-    if data is not None:
-        from kgan.data import given
-
-        config.dataset = str(given.save(data, data_name, runs_dir).resolve())
     config.validate()
     family = families.of(config.arch)
     family.check(config)
     if config.track:
         trackers.check(config.track)
+    if data is not None:  # written once the settings are known to be good
+        from kgan.data import given
+
+        config.dataset = str(given.save(data, data_name, runs_dir).resolve())
     if config.init_from:
         start, averaged = load_start(config.init_from)
         config.init_from = str(Path(config.init_from).expanduser().resolve())

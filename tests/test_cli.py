@@ -29,8 +29,8 @@ def test_train_writes_a_complete_run_and_prints_only_its_path(toy_npz, tmp_path)
     assert (config["arch"], config["loss"], config["seed"], config["steps_per_epoch"]) == (
         "dcgan", "hinge", 7, 5)
     assert sorted(p.name for p in run.iterdir()) == [
-        ".lock", "checkpoints", "config.json", "curves.png", "metrics.jsonl", "samples",
-        "status.json", "tensorboard"]
+        ".lock", ".owner", "checkpoints", "config.json", "curves.png", "metrics.jsonl",
+        "samples", "status.json", "tensorboard"]
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch-0001.png",
                                                                   "epoch-0002.png"]

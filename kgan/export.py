@@ -8,6 +8,7 @@ Layout written (TF Serving's model base path is `saved_models/<name>`):
     saved_models/<name>/<version>/saved_model.pb, variables/
     saved_models/<name>/<version>/assets.extra/tf_serving_warmup_requests
     saved_models/<name>/<version>/assets.extra/kgan.json
+    saved_models/models.config, saved_models/batching_parameters.txt   (`write_server_config`)
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from kgan.checkpoint import load_gan
 from kgan.errors import KganError, first_line
 
 WARMUP = "assets.extra/tf_serving_warmup_requests"
+WARMUP_BATCH = 8  # the larger batch of the warm-up requests (and 1)
+SERVER_CONFIG, BATCHING = "models.config", "batching_parameters.txt"  # in the export root
 LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is claimed
 
 
@@ -72,18 +75,21 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     try:
         family = families.of(config.arch)
-        warmup, about = family.write_export(gan, config, tmp, max_batch, ema)
-        _write_warmup(tmp / WARMUP, name, warmup)
+        about = family.write_export(gan, config, tmp, max_batch, ema)
+        _write_warmup(tmp / WARMUP, name, *family.export_checks(gan, min(WARMUP_BATCH,
+                                                                          max_batch))[:2])
         metadata = {
             "name": name, "family": family.name, **about,
             "image_shape": list(config.image_shape),
-            "dataset": config.dataset, "step": gan.steps, "run_dir": str(run_dir.resolve()),
+            # The run's folder name, not the build machine's path to it.
+            "dataset": config.dataset, "step": gan.steps, "run": run_dir.resolve().name,
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
         if verify:
             metadata["verified"] = check(tmp, gan, config, max_batch)
         published = publish(tmp, base, version, force, metadata)
+        write_server_config(Path(out_dir), max_batch)
         trackers.record(run_dir, config, gan.steps, tags={"export": str(published.resolve())})
         return published
     except OSError as e:
@@ -182,6 +188,38 @@ def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: d
     return target
 
 
+def write_server_config(root: Path, max_batch: int = 1024) -> None:
+    """Writes, beside the models in the export root `root`, what TF Serving is started with:
+
+    - `models.config`: a `ModelServerConfig` listing every model there (each folder with a
+      version), its base path relative to the root, serving the latest version;
+    - `batching_parameters.txt`: a `BatchingParameters` template for `--enable_batching`
+      (batches of up to 64 requests, or the exports' `max_batch` if that is lower, formed
+      within 5 ms, on 4 threads: tune it to the server).
+
+    TF Serving resolves the relative paths against its working folder: start it in the root
+    (`docker run ... -w /models`)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with FileLock(root / LOCK):
+        listing = model_server_config_pb2.ModelServerConfig()
+        for model in sorted(p for p in root.iterdir() if p.is_dir()):
+            if any(v.name.isascii() and v.name.isdigit() and (v / "saved_model.pb").is_file()
+                   for v in model.iterdir()):
+                entry = listing.model_config_list.config.add(
+                    name=model.name, base_path=model.name, model_platform="tensorflow")
+                entry.model_version_policy.latest.num_versions = 1
+        with runs.atomic_path(root / SERVER_CONFIG) as out:
+            out.write_text(text_format.MessageToString(listing))
+        batching = (f"max_batch_size {{ value: {min(64, max_batch)} }}\n"
+                    "batch_timeout_micros { value: 5000 }\n"
+                    "max_enqueued_batches { value: 100 }\n"
+                    "num_batch_threads { value: 4 }\n")  # tune to the server's cores
+        with runs.atomic_path(root / BATCHING) as out:
+            out.write_text(batching)
+
+
 def _check_free(target: Path, force: bool) -> None:
     if target.exists() and not force:
         raise KganError(f"{target} already exists. Use --force to replace it, or another "
@@ -200,39 +238,28 @@ def _next_version(base: Path) -> int:
     return highest + 1
 
 
-def warmup_request(model_name: str, inputs: dict[str, np.ndarray]) -> bytes:
-    """One serialized `tensorflow.serving.PredictionLog`: a `serving_default` call with
-    `inputs` (one z, and label 0 for a conditional model; one black image to translate).
+def _write_warmup(path: Path, model_name: str, calls: list, inputs: dict) -> None:
+    """TF Serving's warm-up file: one `PredictionLog` per signature (`serving_default` first)
+    at batch 1 and at the largest batch of `inputs` (`WARMUP_BATCH`), from the export check's
+    own inputs (`calls` and `inputs` as `Family.export_checks` gives them), so a server's first
+    requests of either size find the signature loaded and traced."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    Encoded by hand (protobuf wire format) so exporting needs no tensorflow-serving-api:
-    PredictionLog.predict_log(6) -> PredictLog.request(1) -> PredictRequest{model_spec(1):
-    ModelSpec{name(1), signature_name(3)}, inputs(2): map<string, TensorProto>}.
-    """
-    spec = _field(1, model_name.encode()) + _field(3, b"serving_default")
-    request = _field(1, spec) + b"".join(
-        _field(2, _field(1, key.encode()) + _field(2, tf.make_tensor_proto(value)
-                                                     .SerializeToString()))
-        for key, value in inputs.items())
-    return _field(6, _field(1, request))
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field: tag, varint length, bytes."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _write_warmup(path: Path, model_name: str, inputs: dict[str, np.ndarray]) -> None:
+    first = {}
+    for call, signature, keys in calls:
+        first.setdefault(signature, (call, keys))
+    largest = max(len(value) for value in inputs.values() if np.ndim(value))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(warmup_request(model_name, inputs))
-
-
+        for signature in sorted(first, key=lambda name: name != "serving_default"):
+            call, keys = first[signature]
+            for batch in sorted({1, largest}):
+                request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                    name=model_name, signature_name=signature))
+                for key in keys:
+                    value = inputs[f"{call}/{key}"]
+                    value = (np.array(batch, value.dtype) if key == "n" else
+                             value if np.ndim(value) == 0 else value[:batch])
+                    request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+                writer.write(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2
+                             .PredictLog(request=request)).SerializeToString())

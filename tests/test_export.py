@@ -164,13 +164,67 @@ def test_warmup_file_is_a_valid_prediction_log(trained):
     from tensorflow_serving.apis import prediction_log_pb2
 
     _, path = trained
-    records = list(tf.data.TFRecordDataset(str(path / "assets.extra/tf_serving_warmup_requests")))
-    assert len(records) == 1
-    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
-    request = log.predict_log.request
-    assert (request.model_spec.name, request.model_spec.signature_name) == ("dcgan-toy",
-                                                                           "serving_default")
-    assert tf.make_ndarray(request.inputs["z"]).shape == (1, 100)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()).predict_log.request
+               for r in tf.data.TFRecordDataset(str(path / export.WARMUP))]
+    # Every signature, at batch 1 and at 8, serving_default first (issue 33).
+    assert [(r.model_spec.name, r.model_spec.signature_name) for r in records] == [
+        ("dcgan-toy", name) for name in ("serving_default", "raw", "generate", "generate_png")
+        for _ in range(2)]
+    assert [tf.make_ndarray(r.inputs["z"]).shape for r in records[:4]] == [(1, 100), (8, 100)] * 2
+    assert [int(tf.make_ndarray(r.inputs["n"])) for r in records[4:]] == [1, 8] * 2
+    model = tf.saved_model.load(str(path))  # each one is a call the model answers
+    for request in records:
+        model.signatures[request.model_spec.signature_name](
+            **{key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()})
+
+
+def test_the_export_root_holds_what_tf_serving_is_started_with(trained):
+    """models.config and batching_parameters.txt, parsed with TF Serving's messages; kgan.json
+    holds no path of the build machine (issue 33)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    run, path = trained
+    root = path.parent.parent
+    listing = text_format.Parse((root / "models.config").read_text(),
+                                model_server_config_pb2.ModelServerConfig())
+    (entry,) = listing.model_config_list.config
+    assert (entry.name, entry.base_path, entry.model_platform) == ("dcgan-toy", "dcgan-toy",
+                                                                   "tensorflow")
+    assert entry.model_version_policy.latest.num_versions == 1
+    # BatchingParameters as tensorflow_serving/servables/tensorflow/session_bundle_config.proto
+    # declares it (tensorflow-serving-api does not ship that message).
+    file = descriptor_pb2.FileDescriptorProto(name="kgan_test_batching.proto",
+                                              package="tensorflow.serving",
+                                              dependency=["google/protobuf/wrappers.proto"])
+    message = file.message_type.add(name="BatchingParameters")
+    wrapper = descriptor_pb2.FieldDescriptorProto
+    for number, name, kind in ((1, "max_batch_size", "Int64Value"),
+                               (2, "batch_timeout_micros", "Int64Value"),
+                               (3, "max_enqueued_batches", "Int64Value"),
+                               (4, "num_batch_threads", "Int64Value"),
+                               (5, "thread_pool_name", "StringValue")):
+        message.field.add(name=name, number=number, type=wrapper.TYPE_MESSAGE,
+                          label=wrapper.LABEL_OPTIONAL, type_name=f".google.protobuf.{kind}")
+    message.field.add(name="allowed_batch_sizes", number=6, type=wrapper.TYPE_INT64,
+                      label=wrapper.LABEL_REPEATED)
+    message.field.add(name="pad_variable_length_inputs", number=7, type=wrapper.TYPE_BOOL,
+                      label=wrapper.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    from google.protobuf import wrappers_pb2
+
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    batching = message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))()
+    text_format.Parse((root / "batching_parameters.txt").read_text(), batching)
+    assert (batching.max_batch_size.value, batching.batch_timeout_micros.value,
+            batching.num_batch_threads.value) == (64, 5000, 4)
+    meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
+    assert meta["run"] == "00000-dcgan-toy" and "run_dir" not in meta
+    # Only the dataset, as the user gave it, may name a place (here the test's folder).
+    assert str(run.parent.parent) not in json.dumps(
+        {k: v for k, v in meta.items() if k not in ("dataset", "training_config")})
 
 
 def test_sample_from_run_equals_sample_from_export(trained, tmp_path):

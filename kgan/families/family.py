@@ -96,9 +96,9 @@ class Family:
         return f"{where} does not translate images"
 
     def write_export(self, model, config: TrainConfig, path: Path, max_batch: int,
-                     ema: bool) -> tuple[dict, dict]:
-        """Writes the SavedModel's signatures; returns a warmup request's inputs and what
-        `kgan.json` says of the signatures."""
+                     ema: bool) -> dict:
+        """Writes the SavedModel's signatures; returns what `kgan.json` says of them (the
+        warm-up requests are built from `export_checks`' inputs)."""
         raise NotImplementedError
 
     def export_checks(self, model, n: int) -> tuple[list, dict, dict]:

@@ -25,19 +25,13 @@ from kgan.serving import CHECK_SEED, CHECK_TRUNCATION
 SIGNATURES = ("serving_default", "generate", "raw", "generate_png")
 
 
-def write(gan, config, path: Path, max_batch: int, ema: bool) -> tuple[dict, dict]:
-    """Writes `gan`'s generator's signatures to `path`; returns a warmup request's inputs and
-    what the export's metadata says of them."""
+def write(gan, config, path: Path, max_batch: int, ema: bool) -> dict:
+    """Writes `gan`'s generator's signatures to `path`; returns what the export's metadata
+    says of them."""
     _write_savedmodel(gan.generator, config.latent_dim, max_batch, path, gan.num_classes)
-    warmup = {"z": np.zeros((1, config.latent_dim), np.float32)}
-    if gan.num_classes:
-        warmup["label"] = np.zeros((1,), np.int32)
-    if gan.truncates:
-        warmup["truncation"] = np.ones((), np.float32)
-    about = {"latent_dim": config.latent_dim, "num_classes": gan.num_classes,
-             "truncation": gan.truncates, "ema": bool(ema and config.ema),
-             "max_batch": max_batch, "signatures": list(SIGNATURES)}
-    return warmup, about
+    return {"latent_dim": config.latent_dim, "num_classes": gan.num_classes,
+            "truncation": gan.truncates, "ema": bool(ema and config.ema),
+            "max_batch": max_batch, "signatures": list(SIGNATURES)}
 
 
 def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,

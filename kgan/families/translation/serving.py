@@ -29,13 +29,11 @@ SIGNATURES = {
 }
 
 
-def write(model, config, path: Path, max_batch: int, ema: bool) -> tuple[dict, dict]:
-    """Writes `model`'s signatures to `path`; returns a warmup request's inputs and what the
-    export's metadata says of them."""
-    shapes = _write_savedmodel(model, path)
-    warmup = {"images": np.zeros((1, *shapes["a2b"][0]), np.uint8)}
-    return warmup, {"arch": config.arch, "shapes": shapes,
-                    "signatures": list(SIGNATURES[config.arch])}
+def write(model, config, path: Path, max_batch: int, ema: bool) -> dict:
+    """Writes `model`'s signatures to `path`; returns what the export's metadata says of
+    them."""
+    return {"arch": config.arch, "shapes": _write_savedmodel(model, path),
+            "signatures": list(SIGNATURES[config.arch])}
 
 
 def _translation_signatures(generator, size: int, channels: int) -> dict:

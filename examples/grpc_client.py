@@ -11,14 +11,14 @@ import argparse
 
 
 def build_request(model: str, n: int, seed: int, truncation: float | None = None):
-    """A `PredictRequest` for the `generate` signature: `n` int32 and `seed` int64 scalars
+    """A `PredictRequest` for the `generate_n` signature: `n` int32 and `seed` int64 scalars
     (and a stylegan export's `truncation`, float32)."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = "generate"
+    request.model_spec.signature_name = "generate_n"
     request.inputs["n"].CopyFrom(tf.make_tensor_proto(n, dtype=tf.int32))
     request.inputs["seed"].CopyFrom(tf.make_tensor_proto(seed, dtype=tf.int64))
     if truncation is not None:

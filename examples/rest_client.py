@@ -21,12 +21,12 @@ from PIL import Image
 
 
 def request_images(url: str, n: int, seed: int, truncation: float | None = None) -> dict:
-    """POSTs a `generate` request (columnar `inputs` format) and returns the JSON response;
+    """POSTs a `generate_n` request (columnar `inputs` format) and returns the JSON response;
     `truncation`: the psi a stylegan export needs (1 for none)."""
     inputs = {"n": n, "seed": seed}
     if truncation is not None:
         inputs["truncation"] = truncation
-    body = json.dumps({"signature_name": "generate", "inputs": inputs}).encode()
+    body = json.dumps({"signature_name": "generate_n", "inputs": inputs}).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.load(response)

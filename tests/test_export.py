@@ -42,17 +42,24 @@ for name in ("serving_default", "raw"):
     out[name] = sig(z=z)["images"].numpy()
     out[name + "_spec"] = np.array(json.dumps([str(sig.structured_input_signature),
                                                str(sig.structured_outputs)]))
-out["generate"] = model.signatures["generate"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
+out["generate_n"] = model.signatures["generate_n"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
     "images"].numpy()
-pngs = model.signatures["generate_png"](n=tf.constant(5), seed=tf.constant(3, tf.int64))[
-    "png_bytes"].numpy()
+seeds = tf.constant([3, 9, 3], tf.int64)  # one image per seed, one row each
+out["generate"] = model.signatures["generate"](seed=seeds)["images"].numpy()
+out["generate_one"] = model.signatures["generate"](seed=seeds[1:2])["images"].numpy()
+pngs = model.signatures["generate_png"](seed=seeds)["png_bytes"].numpy()
 out["generate_png"] = np.stack([tf.io.decode_png(png).numpy() for png in pngs])
 for n in (0, 2000):
     try:
-        model.signatures["generate"](n=tf.constant(n), seed=tf.constant(1, tf.int64))
+        model.signatures["generate_n"](n=tf.constant(n), seed=tf.constant(1, tf.int64))
         out[f"error_{n}"] = np.array("")
     except tf.errors.InvalidArgumentError as e:
         out[f"error_{n}"] = np.array(e.message)
+try:
+    model.signatures["generate"](seed=tf.range(2000, dtype=tf.int64))
+    out["error_rows"] = np.array("")
+except tf.errors.InvalidArgumentError as e:
+    out["error_rows"] = np.array(e.message)
 # The README's request bodies, fed the way TF Serving's REST API maps them onto a signature:
 # "instances" (row format) are stacked into the one input, "inputs" (columnar) map by name.
 for request_file in requests.split(","):
@@ -89,7 +96,7 @@ def test_layout_and_metadata(trained):
     assert (meta["latent_dim"], meta["image_shape"], meta["max_batch"]) == (100, [8, 8, 3], 1024)
     assert meta["training_config"]["arch"] == "dcgan" and meta["step"] == 4
     # Checked in TensorFlow alone before it was published (export.check).
-    assert meta["verified"]["signatures"] == ["generate", "generate_png", "raw",
+    assert meta["verified"]["signatures"] == ["generate", "generate_n", "generate_png", "raw",
                                               "serving_default"]
     assert meta["verified"]["max_difference"] <= 1 and meta["verified"]["batch_of_one"] <= 1
     # No temporary folders left, only the lock that hands out versions.
@@ -113,15 +120,24 @@ def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
     assert out["serving_default"].dtype == np.uint8 and out["serving_default"].shape == (6, 8, 8, 3)
     assert np.abs(out["serving_default"].astype(int) - reference).max() <= 1
 
-    # generate(n, seed) draws the same z as keras.random.normal(seed=seed) and gan.generate().
+    # generate_n(n, seed) draws the same z as keras.random.normal(seed=seed) and gan.generate().
     keras_generated = keras.ops.convert_to_numpy(gan.generate(5, seed=3))
-    assert out["generate"].shape == (5, 8, 8, 3) and out["generate"].dtype == np.uint8
-    assert np.abs(out["generate"].astype(int)
+    assert out["generate_n"].shape == (5, 8, 8, 3) and out["generate_n"].dtype == np.uint8
+    assert np.abs(out["generate_n"].astype(int)
                   - np.clip(np.round((keras_generated + 1) * 127.5), 0, 255)).max() <= 1
+    # generate(seed rows): row i is the first image of seed i, whatever the batch around it,
+    # so a server may batch requests together (issue 33).
+    first = np.stack([keras.ops.convert_to_numpy(gan.generate(1, seed=s))[0] for s in (3, 9)])
+    assert out["generate"].shape == (3, 8, 8, 3)
+    assert np.abs(out["generate"].astype(int)[:2]
+                  - np.clip(np.round((first + 1) * 127.5), 0, 255)).max() <= 1
+    np.testing.assert_array_equal(out["generate"][0], out["generate"][2])
+    np.testing.assert_array_equal(out["generate_one"][0], out["generate"][1])
     # generate_png: the same images as PNG files (for REST clients: {"b64": ...}).
     np.testing.assert_array_equal(out["generate_png"], out["generate"])
     assert "n must be at least 1" in str(out["error_0"])
     assert "n must be at most 1024" in str(out["error_2000"])
+    assert "seed must have at most 1024 rows" in str(out["error_rows"])
 
     for name in ("serving_default", "raw"):
         body = json.loads((ROOT / "examples" / "requests" / f"{name}.json").read_text())
@@ -132,27 +148,29 @@ def test_tensorflow_alone_reproduces_the_keras_generator(trained, tmp_path):
             np.testing.assert_allclose(got, expected, atol=1e-5)
         else:
             assert np.abs(got.astype(int) - np.round((expected + 1) * 127.5)).max() <= 1
-    assert out["request_generate"].shape == (4, 8, 8, 3)
+    assert out["request_generate"].shape == (4, 8, 8, 3)  # 4 seeds, a row each
+    assert out["request_generate_n"].shape == (4, 8, 8, 3)
 
 
 def test_saved_model_cli_show_and_run(trained, tmp_path):
     _, path = trained
     show = subprocess.run([str(SAVED_MODEL_CLI), "show", "--dir", str(path), "--all"],
                           capture_output=True, text=True, check=True).stdout
-    for name in ("serving_default", "generate", "raw", "generate_png"):
+    for name in ("serving_default", "generate", "raw", "generate_png", "generate_n"):
         assert f"signature_def['{name}']:" in show
-    assert show.count("Method name is: tensorflow/serving/predict") == 4
+    assert show.count("Method name is: tensorflow/serving/predict") == 5
     assert "outputs['png_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" \
         in show
     assert "inputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 100)" in show
     assert "inputs['n'] tensor_info:\n        dtype: DT_INT32\n        shape: ()" in show
     assert "inputs['seed'] tensor_info:\n        dtype: DT_INT64\n        shape: ()" in show
+    assert "inputs['seed'] tensor_info:\n        dtype: DT_INT64\n        shape: (-1)" in show
     assert "outputs['images'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 8, 8, 3)" \
         in show
 
     run = subprocess.run(
         [str(SAVED_MODEL_CLI), "run", "--dir", str(path), "--tag_set", "serve",
-         "--signature_def", "generate", "--input_exprs", "n=3;seed=7",
+         "--signature_def", "generate_n", "--input_exprs", "n=3;seed=7",
          "--outdir", str(tmp_path), "--overwrite"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     images = np.load(tmp_path / "images.npy")
@@ -168,10 +186,11 @@ def test_warmup_file_is_a_valid_prediction_log(trained):
                for r in tf.data.TFRecordDataset(str(path / export.WARMUP))]
     # Every signature, at batch 1 and at 8, serving_default first (issue 33).
     assert [(r.model_spec.name, r.model_spec.signature_name) for r in records] == [
-        ("dcgan-toy", name) for name in ("serving_default", "raw", "generate", "generate_png")
-        for _ in range(2)]
+        ("dcgan-toy", name) for name in ("serving_default", "raw", "generate", "generate_png",
+                                         "generate_n") for _ in range(2)]
     assert [tf.make_ndarray(r.inputs["z"]).shape for r in records[:4]] == [(1, 100), (8, 100)] * 2
-    assert [int(tf.make_ndarray(r.inputs["n"])) for r in records[4:]] == [1, 8] * 2
+    assert [tf.make_ndarray(r.inputs["seed"]).shape for r in records[4:8]] == [(1,), (8,)] * 2
+    assert [int(tf.make_ndarray(r.inputs["n"])) for r in records[8:]] == [1, 8]
     model = tf.saved_model.load(str(path))  # each one is a call the model answers
     for request in records:
         model.signatures[request.model_spec.signature_name](
@@ -399,8 +418,10 @@ z = tf.constant(np.load(z_file))
 labels = tf.constant([0, 1, 2, 3, 0, 1], tf.int32)
 out = {"raw": model.signatures["raw"](z=z, label=labels)["images"].numpy(),
        "serving_default": model.signatures["serving_default"](z=z, label=labels)["images"].numpy()}
-generate = model.signatures["generate"]
+generate = model.signatures["generate_n"]
 one = lambda v, dtype=tf.int32: tf.constant(v, dtype)
+out["generate_rows"] = model.signatures["generate"](
+    seed=tf.constant([3, 3], tf.int64), label=tf.constant([1, 2], tf.int32))["images"].numpy()
 out["generate_turns"] = generate(n=one(5), seed=one(3, tf.int64), label=one(-1))["images"].numpy()
 out["generate_2"] = generate(n=one(5), seed=one(3, tf.int64), label=one(2))["images"].numpy()
 bad = {
@@ -418,7 +439,7 @@ for name, call in bad.items():
     except tf.errors.InvalidArgumentError as e:
         out["error_" + name] = np.array(e.message)
 saved = saved_model_pb2.SavedModel.FromString(open(path + "/saved_model.pb", "rb").read())
-defaults = saved.meta_graphs[0].signature_def["generate"].defaults
+defaults = saved.meta_graphs[0].signature_def["generate_n"].defaults
 out["default_label"] = tf.make_ndarray(defaults["label"])
 np.savez(out_file, **out)
 """
@@ -449,11 +470,16 @@ def test_conditional_export_takes_labels_and_serves_the_moving_average(tmp_path)
     assert np.abs(out["generate_2"].astype(int)
                   - uint8(gan.generate(5, seed=3, labels=2))).max() <= 1
     assert not np.array_equal(out["generate_turns"], out["generate_2"])
+    # The batched generate: a seed and a label per row (the same seed, two classes).
+    seeded = np.stack([keras.ops.convert_to_numpy(gan.generate(1, seed=3, labels=k))[0]
+                       for k in (1, 2)])
+    assert np.abs(out["generate_rows"].astype(int) - uint8(seeded)).max() <= 1
     for name, message in [("label_4", "label must be in [0, 4)"),
                           ("label_-5", "label must be in [0, 4), or -1 for the classes in turn"),
                           ("n_-1", "n must be at least 1"),
                           ("nan_z", "z must be finite (no NaN or inf)"),
-                          ("rows", "z and label must have the same number of rows")]:
+                          ("rows", "z, label and truncation must have the same number of "
+                                   "rows")]:
         assert message in str(out["error_" + name]), (name, out["error_" + name])
     assert int(out["default_label"]) == -1  # a client may leave `label` out
     meta = json.loads((path / "assets.extra" / "kgan.json").read_text())
@@ -547,12 +573,12 @@ import tensorflow as tf
 path, z_file, out_file = sys.argv[1:4]
 sig = tf.saved_model.load(path).signatures["raw"]
 z = tf.constant(np.load(z_file))
-extra = {"truncation": tf.constant(1.0)} if "truncation" in sig.structured_input_signature[1] \
-    else {}
+psi = lambda value: tf.fill(tf.shape(z)[:1], value)  # a psi per row (batchable)
+extra = {"truncation": psi(1.0)} if "truncation" in sig.structured_input_signature[1] else {}
 out = {"raw": sig(z=z, **extra)["images"].numpy(), "inputs": np.array(sorted(
     sig.structured_input_signature[1]))}
 if extra:
-    out["mean"] = sig(z=z, truncation=tf.constant(0.0))["images"].numpy()
+    out["mean"] = sig(z=z, truncation=psi(0.0))["images"].numpy()
 np.savez(out_file, **out)
 """
 

@@ -1,12 +1,17 @@
 """A noise GAN's export: its signatures, their check, and its reader.
 
-Signatures (all `tensorflow/serving/predict`):
+Signatures (all `tensorflow/serving/predict`). Every input of the first four has a leading
+batch dimension, one row per image, so that a server can batch requests together:
     serving_default: `z` float32 [None, latent_dim] -> `images` uint8 [None, H, W, C].
-    generate: `n` int32 scalar, `seed` int64 scalar -> `images` uint8; 1 <= n <= max_batch.
     raw: `z` -> `images` float32 in [-1, 1].
-    generate_png: `n`, `seed` -> `png_bytes` string [n], one PNG file each.
-Conditional models also take `label` int32 ([None] beside z; a scalar for generate, -1: the
-classes in turn), StyleGAN-style ones a scalar `truncation` psi.
+    generate: `seed` int64 [None] -> `images` uint8: row i from the latent of `seed[i]` (the
+        first latent `kgan sample --seed` draws for it); at most max_batch rows.
+    generate_png: `seed` -> `png_bytes` string [None], one PNG file each.
+    generate_n: `n` int32 scalar, `seed` int64 scalar -> `images` uint8 [n]: the `n` images of
+        `kgan sample --n N --seed S` (a convenience, not batched by a server); 1 <= n <= max_batch.
+Conditional models also take `label` int32 ([None]; a scalar in generate_n, whose -1 draws the
+classes in turn), StyleGAN-style ones a `truncation` psi float32 ([None]; a scalar in
+generate_n).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from kgan.errors import KganError, first_line
 from kgan.families.noise import nets
 from kgan.serving import CHECK_SEED, CHECK_TRUNCATION
 
-SIGNATURES = ("serving_default", "generate", "raw", "generate_png")
+SIGNATURES = ("serving_default", "generate", "raw", "generate_png", "generate_n")
 
 
 def write(gan, config, path: Path, max_batch: int, ema: bool) -> dict:
@@ -34,108 +39,101 @@ def write(gan, config, path: Path, max_batch: int, ema: bool) -> dict:
             "max_batch": max_batch, "signatures": list(SIGNATURES)}
 
 
+def row_noise(seeds, latent_dim):
+    """One latent per seed: row i is the first of `serving.noise(n, seeds[i])`."""
+    return tf.map_fn(lambda seed: serving.noise(1, seed, latent_dim)[0], tf.cast(seeds, tf.int64),
+                     fn_output_signature=tf.TensorSpec([latent_dim], tf.float32))
+
+
 def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
                       num_classes: int | None = None) -> None:
-    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
-    generate_spec = [tf.TensorSpec([], tf.int32, name="n"),
-                     tf.TensorSpec([], tf.int64, name="seed")]
-    # A StyleGAN-style generator: every signature also takes the truncation psi (a scalar),
-    # which reaches the endpoints below as their last argument (`*psi`: empty without it).
     truncates = nets.truncates(generator)
-    psi_spec = [tf.TensorSpec([], tf.float32, name="truncation")] if truncates else []
-
-    def run(z, labels=None, psi=()):
-        inputs = [z] if labels is None else [z, labels]
-        if truncates:
-            inputs.append(tf.fill(tf.shape(z)[:1], checked_psi(*psi)))
-        return generator(inputs[0] if len(inputs) == 1 else inputs, training=False)
-
-    def checked_psi(psi):
-        with tf.control_dependencies([tf.debugging.assert_all_finite(
-                psi, message="truncation must be finite (no NaN or inf)")]):
-            return tf.identity(psi)
+    # Beside z (or seed): a conditional model's labels, a StyleGAN-style one's psi, a row each.
+    extra_specs = ([tf.TensorSpec([None], tf.int32, name="label")] if num_classes else []) + (
+        [tf.TensorSpec([None], tf.float32, name="truncation")] if truncates else [])
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
 
     # Inputs are checked in the graph, so that a client gets a message rather than black
     # images (NaN in z) or TensorFlow's words for a shape error.
-    def checked_n(n):
-        with tf.control_dependencies([
-                tf.debugging.assert_greater_equal(n, 1, message="n must be at least 1"),
-                tf.debugging.assert_less_equal(n, max_batch,
-                                               message=f"n must be at most {max_batch}")]):
-            return tf.identity(n)
-
-    def checked_z(z):
+    def finite(x, name):
         with tf.control_dependencies([tf.debugging.assert_all_finite(
-                z, message="z must be finite (no NaN or inf)")]):
-            return tf.identity(z)
+                x, message=f"{name} must be finite (no NaN or inf)")]):
+            return tf.identity(x)
 
-    def generate_images(n, seed, labels=None, psi=()):
-        return run(serving.noise(n, seed, latent_dim), labels, psi)
+    def at_most(count, what):
+        with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(count, 1, message=f"{what} must be at least 1"),
+                tf.debugging.assert_less_equal(count, max_batch,
+                                               message=f"{what} must be at most {max_batch}")]):
+            return tf.identity(count)
 
-    def unconditional(z, psi):
-        return run(checked_z(z), None, psi)
+    def checked_labels(labels):
+        message = f"label must be in [0, {num_classes})"
+        with tf.control_dependencies([
+                tf.debugging.assert_non_negative(labels, message=message),
+                tf.debugging.assert_less(labels, num_classes, message=message)]):
+            return tf.identity(labels)
 
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    if num_classes is None:
-        archive.add_endpoint("serving_default",
-                             lambda z, *psi: {"images": serving.to_uint8(unconditional(z, psi))},
-                             input_signature=[z_spec, *psi_spec])
-        archive.add_endpoint(
-            "generate", lambda n, seed, *psi: {"images": serving.to_uint8(generate_images(
-                checked_n(n), seed, None, psi))}, input_signature=[*generate_spec, *psi_spec])
-        archive.add_endpoint("raw", lambda z, *psi: {"images": unconditional(z, psi)},
-                             input_signature=[z_spec, *psi_spec])
-        archive.add_endpoint(
-            "generate_png", lambda n, seed, *psi: {"png_bytes": serving.encode_png(serving.to_uint8(
-                generate_images(checked_n(n), seed, None, psi)))},
-            input_signature=[*generate_spec, *psi_spec])
-    else:
-        def checked(labels):
-            message = f"label must be in [0, {num_classes})"
-            with tf.control_dependencies([
-                    tf.debugging.assert_non_negative(labels, message=message),
-                    tf.debugging.assert_less(labels, num_classes, message=message)]):
-                return tf.identity(labels)
+    def images_of(z, *extra):
+        """G's images of the rows `z` and their `extra` inputs (labels, then psi)."""
+        z, extra = finite(z, "z"), list(extra)
+        inputs = [z]
+        if num_classes:
+            inputs.append(checked_labels(extra.pop(0)))
+        if truncates:
+            inputs.append(finite(extra.pop(0), "truncation"))
+        rows = [tf.debugging.assert_equal(
+            tf.shape(x)[0], tf.shape(z)[0], message="z, label and truncation must have the "
+            "same number of rows") for x in inputs[1:]]
+        with tf.control_dependencies(rows):
+            return generator(inputs[0] if len(inputs) == 1 else inputs, training=False)
 
-        def conditional(z, label, psi):
-            z = checked_z(z)
-            with tf.control_dependencies([tf.debugging.assert_equal(
-                    tf.shape(z)[0], tf.shape(label)[0],
-                    message="z and label must have the same number of rows")]):
-                return run(z, checked(label), psi)
+    def seeded(seed, *extra):
+        with tf.control_dependencies([tf.debugging.assert_less_equal(
+                tf.shape(seed)[0], max_batch, message=f"seed must have at most {max_batch} "
+                "rows")]):
+            return images_of(row_noise(tf.identity(seed), latent_dim), *extra)
 
-        # -1 (the default a SignatureDef records for a client that leaves `label` out): the
-        # classes in turn. A tensor default is what TensorFlow writes into the SignatureDef.
-        def generate_labelled(n, seed, label, psi):
-            n = checked_n(n)
+    def generate_n(n, seed, *extra):  # scalars: labels -1 (the classes in turn) and psi spread
+        n, extra = at_most(n, "n"), list(extra)
+        rows = []
+        if num_classes:
+            label = extra.pop(0)
             with tf.control_dependencies([tf.debugging.assert_greater_equal(
                     label, -1, message=f"label must be in [0, {num_classes}), or -1 for the "
                     "classes in turn")]):
-                labels = tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label))
-            return {"images": serving.to_uint8(generate_images(n, seed, checked(labels), psi))}
+                rows.append(tf.where(label < 0, tf.range(n) % num_classes, tf.fill([n], label)))
+        if truncates:
+            rows.append(tf.fill([n], extra.pop(0)))
+        return {"images": serving.to_uint8(images_of(serving.noise(n, seed, latent_dim), *rows))}
 
-        if truncates:  # no default for `label`: a required `truncation` follows it
-            def generate(n, seed, label, truncation):
-                return generate_labelled(n, seed, label, (truncation,))
-        else:
-            def generate(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
-                return generate_labelled(n, seed, label, ())
+    n_specs = [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int64, name="seed")]
+    if num_classes:
+        n_specs.append(tf.TensorSpec([], tf.int32, name="label"))
+    if truncates:
+        n_specs.append(tf.TensorSpec([], tf.float32, name="truncation"))
+    if num_classes and not truncates:
+        # -1 (the default a SignatureDef records for a client that leaves `label` out): the
+        # classes in turn. A tensor default is what TensorFlow writes into the SignatureDef.
+        def generate_n_endpoint(n, seed, label=tf.constant(-1, tf.int32)):  # noqa: B008
+            return generate_n(n, seed, label)
+    else:  # no default where a required `truncation` follows
+        def generate_n_endpoint(*args):
+            return generate_n(*args)
 
-        def generate_png(*args):
-            return {"png_bytes": serving.encode_png(generate(*args)["images"])}
-
-        label_spec = tf.TensorSpec([None], tf.int32, name="label")
-        generate_label_spec = [*generate_spec, tf.TensorSpec([], tf.int32, name="label"),
-                               *psi_spec]
-        archive.add_endpoint("serving_default", lambda z, label, *psi: {
-            "images": serving.to_uint8(conditional(z, label, psi))},
-            input_signature=[z_spec, label_spec, *psi_spec])
-        archive.add_endpoint("generate", generate, input_signature=generate_label_spec)
-        archive.add_endpoint("raw", lambda z, label, *psi: {
-            "images": conditional(z, label, psi)},
-            input_signature=[z_spec, label_spec, *psi_spec])
-        archive.add_endpoint("generate_png", generate_png, input_signature=generate_label_spec)
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serving_default", lambda z, *extra: {
+        "images": serving.to_uint8(images_of(z, *extra))}, input_signature=[z_spec, *extra_specs])
+    archive.add_endpoint("raw", lambda z, *extra: {"images": images_of(z, *extra)},
+                         input_signature=[z_spec, *extra_specs])
+    archive.add_endpoint("generate", lambda seed, *extra: {"images": serving.to_uint8(seeded(
+        seed, *extra))}, input_signature=[seed_spec, *extra_specs])
+    archive.add_endpoint("generate_png", lambda seed, *extra: {
+        "png_bytes": serving.encode_png(serving.to_uint8(seeded(seed, *extra)))},
+        input_signature=[seed_spec, *extra_specs])
+    archive.add_endpoint("generate_n", generate_n_endpoint, input_signature=n_specs)
     archive.write_out(str(path), verbose=False)
 
 
@@ -143,30 +141,41 @@ def checks(gan, n: int):
     """Calls, inputs and expected answers for a noise-to-image GAN's signatures."""
     rng = np.random.default_rng(CHECK_SEED)
     z = rng.standard_normal((n, gan.latent_dim)).astype(np.float32)
+    seeds = CHECK_SEED + np.arange(n, dtype=np.int64)
     labels = None if not gan.num_classes else np.arange(n, dtype=np.int32) % gan.num_classes
-    rest = ["label"] if labels is not None else []
     psi = CHECK_TRUNCATION if gan.truncates else 1.0
-    want = keras.ops.convert_to_numpy(gan.generator(gan.g_inputs(
-        keras.ops.convert_to_tensor(z), gan.labels_for(n, labels), psi), training=False))
-    inputs = {"serving/z": z, "raw/z": z, "alone/z": z[:1],
-              "generate/n": np.array(n, np.int32), "generate/seed": np.array(CHECK_SEED, np.int64),
-              "png/n": np.array(n, np.int32), "png/seed": np.array(CHECK_SEED, np.int64)}
-    if labels is not None:  # generate's -1: the classes in turn, as gan.generate draws them
-        inputs.update({"serving/label": labels, "raw/label": labels, "alone/label": labels[:1],
-                       "generate/label": np.array(-1, np.int32),
-                       "png/label": np.array(-1, np.int32)})
+    extra = {}  # each row's label and psi, as the batched signatures take them
+    if labels is not None:
+        extra["label"] = labels
     if gan.truncates:
-        rest.append("truncation")
-        inputs.update({f"{call}/truncation": np.array(psi, np.float32)
-                       for call in ("serving", "raw", "alone", "generate", "png")})
-    calls = [["serving", "serving_default", ["z", *rest]], ["raw", "raw", ["z", *rest]],
-             ["alone", "raw", ["z", *rest]], ["generate", "generate", ["n", "seed", *rest]],
-             ["png", "generate_png", ["n", "seed", *rest]]]
-    # generate's noise is keras.random.normal's for an int seed on TF (`kgan.serving.noise`).
-    drawn = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(n, seed=CHECK_SEED,
-                                                                    truncation=psi)))
+        extra["truncation"] = np.full(n, psi, np.float32)
+
+    def drawn(latents):  # the run's generator on these latents, labels and psi
+        return keras.ops.convert_to_numpy(gan.generator(gan.g_inputs(
+            keras.ops.convert_to_tensor(latents), gan.labels_for(n, labels), psi),
+            training=False))
+
+    want, seeded = drawn(z), drawn(row_noise(seeds, gan.latent_dim).numpy())
+    inputs = {"serving/z": z, "raw/z": z, "alone/z": z[:1], "generate/seed": seeds,
+              "png/seed": seeds, "generate_n/n": np.array(n, np.int32),
+              "generate_n/seed": np.array(CHECK_SEED, np.int64)}
+    for key, rows in extra.items():
+        inputs.update({f"{call}/{key}": rows for call in ("serving", "raw", "generate", "png")})
+        inputs[f"alone/{key}"] = rows[:1]
+    if labels is not None:  # generate_n's -1: the classes in turn, as gan.generate draws them
+        inputs["generate_n/label"] = np.array(-1, np.int32)
+    if gan.truncates:
+        inputs["generate_n/truncation"] = np.array(psi, np.float32)
+    calls = [["serving", "serving_default", ["z", *extra]], ["raw", "raw", ["z", *extra]],
+             ["alone", "raw", ["z", *extra]], ["generate", "generate", ["seed", *extra]],
+             ["png", "generate_png", ["seed", *extra]],
+             ["generate_n", "generate_n", ["n", "seed", *extra]]]
+    # generate_n's noise is keras.random.normal's for an int seed on TF (`kgan.serving.noise`).
+    sampled = images.to_uint8(keras.ops.convert_to_numpy(gan.generate(n, seed=CHECK_SEED,
+                                                                     truncation=psi)))
     expected = {"serving/images": images.to_uint8(want), "raw/images": want,
-                "alone/images": want[:1], "generate/images": drawn, "png/png_bytes": drawn}
+                "alone/images": want[:1], "generate/images": images.to_uint8(seeded),
+                "png/png_bytes": images.to_uint8(seeded), "generate_n/images": sampled}
     return calls, inputs, expected
 
 
@@ -188,6 +197,8 @@ class ExportSource(drawing.Source):
 
     def _generate(self, z, labels):
         inputs = {"z": z} if labels is None else {"z": z, "label": labels}
-        if self.truncates:
-            inputs["truncation"] = tf.constant(self.truncation, tf.float32)
+        if self.truncates:  # a psi per row (exports before issue 33: one for the call)
+            per_row = self.raw.structured_input_signature[1]["truncation"].shape.rank == 1
+            inputs["truncation"] = tf.constant(np.full(len(z), self.truncation) if per_row
+                                               else self.truncation, tf.float32)
         return self.raw(**inputs)["images"].numpy()

@@ -51,11 +51,12 @@ def test_wandb_offline_gets_config_metrics_grids_and_exports(toy_npz, tmp_path, 
                 "--track", "wandb")
     assert done.exit_code == 0, done.output
     run_dir = tmp_path / "runs" / "00000-mlp-toy"
+    assert kgan("eval", run_dir, "--n", 32).exit_code == 0
     exported = kgan("export", run_dir, "--out-dir", tmp_path / "saved", "--no-verify")
     assert exported.exit_code == 0, exported.output
     run_id = json.loads((run_dir / "tracker.json").read_text())["wandb"]["id"]
     offline = sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
-    assert len(offline) == 2  # training, then the export's record
+    assert len(offline) == 3  # training, then the evaluation's and the export's records
     records = list(wandb_records(next(offline[0].glob("*.wandb"))))
     config = {k: json.loads(v) for kind, items in records if kind == "run" for k, v in items}
     history = [dict(items) for kind, items in records if kind == "history"]
@@ -64,8 +65,12 @@ def test_wandb_offline_gets_config_metrics_grids_and_exports(toy_npz, tmp_path, 
     assert all("d_loss" in row and json.loads(row["samples/_type"]) == "image-file"
                for row in history)
     assert len(list((offline[0] / "files" / "media" / "images").glob("samples_*.png"))) == 2
+    evaluated = {k: v for kind, items in wandb_records(next(offline[1].glob("*.wandb")))
+                 if kind in ("history", "summary") for k, v in items}
+    assert json.loads(evaluated["eval/fid"]) >= 0  # the numbers, and the card in the summary
+    assert json.loads(evaluated["evaluations/eval-step-24"])["protocol"]["n_fake"] == 32
     summaries = [dict(items) for kind, items in wandb_records(
-        next(offline[1].glob("*.wandb"))) if kind == "summary"]
+        next(offline[2].glob("*.wandb"))) if kind == "summary"]
     exports = [json.loads(s["export"]) for s in summaries if "export" in s]
     assert exports == [str((tmp_path / "saved" / "mlp-toy" / "1").resolve())]
 

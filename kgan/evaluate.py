@@ -65,5 +65,10 @@ def evaluate(run_dir: str | Path | None = None, model: str | Path | None = None,
                               result) from None
         numbers = {f"eval/{key}": value for key, value in result.items()
                    if isinstance(value, (int, float)) and key not in ("epoch", "step")}
-        trackers.record(run_dir, config, gan.steps, numbers, (f"eval-step-{gan.steps}", result))
+        try:
+            trackers.record(run_dir, config, gan.steps, numbers,
+                            (f"eval-step-{gan.steps}", result))
+        except KganError as e:
+            raise NotRecorded(f"{e} (the result above is in {runs.METRICS}, not in the "
+                              "tracker)", result) from None
     return result

@@ -90,7 +90,12 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             metadata["verified"] = check(tmp, gan, config, max_batch)
         published = publish(tmp, base, version, force, metadata)
         write_server_config(Path(out_dir), max_batch)
-        trackers.record(run_dir, config, gan.steps, tags={"export": str(published.resolve())})
+        try:
+            trackers.record(run_dir, config, gan.steps,
+                            tags={"export": str(published.resolve())})
+        except KganError as e:
+            raise KganError(f"{e} ({published} is published; the tracker does not know "
+                            "it)") from None
         return published
     except OSError as e:
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None

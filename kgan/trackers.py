@@ -143,7 +143,13 @@ def open_tracker(run_dir: Path, config: TrainConfig):
         return None
     check(config.track)
     path = run_dir / STATE
-    previous = json.loads(path.read_text()).get(config.track) if path.is_file() else None
+    try:
+        previous = json.loads(path.read_text()).get(config.track)
+    except FileNotFoundError:
+        previous = None
+    except (OSError, ValueError, AttributeError) as e:  # damaged: a new tracker run, said so
+        raise KganError(f"Cannot read {path} ({first_line(e)}): remove it to log into a new "
+                        f"{config.track} run") from None
     try:
         tracker = KINDS[config.track](run_dir, config, previous)
     except Exception as e:

@@ -42,6 +42,15 @@ def test_mlflow_gets_config_metrics_grids_evaluations_and_exports(toy_npz, tmp_p
     # A resumed run logs into the same MLflow run.
     assert kgan("train", "--resume", run_dir, "--epochs", 3, "--quiet").exit_code == 0
     assert len(client.get_metric_history(run.info.run_id, "d_loss")) == 3
+    # A damaged tracker.json: the evaluation is shown and recorded, then one line.
+    tracker = runs / "00000-mlp-toy" / "tracker.json"
+    tracker.write_text("{")
+    done = kgan("eval", run_dir, "--n", 32, "--json")
+    assert done.exit_code == 1 and json.loads(done.stdout)["fid"] >= 0
+    last = done.stderr.splitlines()[-1] + "\n"  # after the table and the card's warnings
+    assert last.startswith(f"Error: Cannot read {tracker} (")
+    assert last.endswith("): remove it to log into a new mlflow run (the result above is "
+                                "in metrics.jsonl, not in the tracker)\n")
 
 
 def test_wandb_offline_gets_config_metrics_grids_and_exports(toy_npz, tmp_path, monkeypatch):

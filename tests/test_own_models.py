@@ -119,6 +119,12 @@ def test_own_data_of_a_wrong_kind_is_one_error_line(tmp_path):
         with pytest.raises(KganError) as caught:
             training.train(config, tmp_path / "runs", data=data, data_name="bad")
         assert str(caught.value) == message
+    (tmp_path / "file").write_text("")  # a file where the runs folder goes
+    with pytest.raises(KganError) as caught:
+        training.train(config, tmp_path / "file", data=np.zeros((4, 8, 8), np.uint8),
+                       data_name="bad")
+    assert str(caught.value) == (f"Cannot write the data given for bad to {tmp_path}/file/data: "
+                                 f"{tmp_path}/file is a file, not a folder")
     with pytest.raises(KganError, match="needs a name"):
         training.train(config, tmp_path / "runs", data=np.zeros((4, 8, 8), np.uint8))
     assert not list((tmp_path / "runs").glob("0*"))

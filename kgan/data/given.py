@@ -27,15 +27,23 @@ CHUNK = 1024  # images per write
 FOLDER = "data"  # under the runs folder
 
 
-def save(data, name: str, runs_dir: str | Path = "runs", progress=None) -> Path:
+def save(data, name: str, runs_dir: str | Path = "runs") -> Path:
     """Writes `data` (see the module) as `<runs_dir>/data/<name>-<digest>/<name>.npz` and
-    returns its path; `progress(done, None)` is called as chunks are written."""
+    returns its path."""
     from kgan.data import slug
 
     if not isinstance(name, str) or not name.strip():
         raise KganError(f"Data given from Python needs a name (data_name=...). Received: "
                         f"data_name={name!r}")
-    name, root = slug(name), runs.make_folder(Path(runs_dir) / FOLDER)
+    name, root = slug(name), Path(runs_dir) / FOLDER
+    try:
+        return _save(data, name, runs.make_folder(root))
+    except OSError as e:  # a full disk, a file where the folder goes (atomic_path says its own)
+        raise KganError(f"Cannot write the data given for {name} to {root}: "
+                        f"{e.strerror or e}") from None
+
+
+def _save(data, name: str, root: Path) -> Path:
     digest, shape, labelled = hashlib.sha256(), None, None
     with tempfile.TemporaryDirectory(dir=root, prefix=".given-") as tmp:
         x_path, y_path, count = Path(tmp) / "x", Path(tmp) / "y", 0
@@ -54,8 +62,6 @@ def save(data, name: str, runs_dir: str | Path = "runs", progress=None) -> Path:
                         digest.update(part.tobytes())
                         f.write(part.tobytes())
                 count += len(images)
-                if progress:
-                    progress(count, None)
         if not count:
             raise KganError(f"The data given for {name} holds no images")
         digest.update(repr((count, shape)).encode())

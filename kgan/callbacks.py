@@ -244,13 +244,12 @@ class Track(_RunCallback):
         if not self.due(epoch):
             return
         grid = self.run_dir / runs.SAMPLES / f"epoch-{epoch + 1:04d}.png"
-        self.tracker.log(self.model.steps, {key: float(value) for key, value in
-                                            (logs or {}).items()},
+        numbers = {key: float(value) for key, value in (logs or {}).items()}
+        self.tracker.log(self.model.steps, numbers,
                          grid if self.notes.grid is not None else None)
         if "protocol" in self.notes.record:
-            self.tracker.card(f"epoch-{epoch + 1:04d}", {
-                **{key: float(value) for key, value in (logs or {}).items()},
-                "protocol": self.notes.record["protocol"]})
+            self.tracker.card(f"epoch-{epoch + 1:04d}",
+                              {**numbers, "protocol": self.notes.record["protocol"]})
 
 
 class Curves(_RunCallback):

@@ -439,10 +439,11 @@ class TrainConfig:
         # Runs from before other families' and other archs' options were refused recorded
         # them (ignored, as they were): they read as the arch's own defaults.
         row = families.ARCHS.get(config.arch)  # an unknown arch: validate() names it
+        default = cls(arch=config.arch) if row else None
         for field in options() if row else ():
             family, archs = field.metadata["family"], field.metadata["archs"]
             if family not in (None, row.family) or (archs and config.arch not in archs):
-                setattr(config, field.name, getattr(cls(arch=config.arch), field.name))
+                setattr(config, field.name, getattr(default, field.name))
         if config.image_shape is not None:
             config.image_shape = tuple(config.image_shape)
         return config

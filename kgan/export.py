@@ -31,7 +31,6 @@ from kgan.checkpoint import load_gan
 from kgan.errors import KganError, first_line
 
 WARMUP = "assets.extra/tf_serving_warmup_requests"
-WARMUP_BATCH = 8  # the larger batch of the warm-up requests (and 1)
 SERVER_CONFIG, BATCHING = "models.config", "batching_parameters.txt"  # in the export root
 LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is claimed
 
@@ -76,8 +75,9 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     try:
         family = families.of(config.arch)
         about = family.write_export(gan, config, tmp, max_batch, ema)
-        _write_warmup(tmp / WARMUP, name, *family.export_checks(gan, min(WARMUP_BATCH,
-                                                                          max_batch))[:2])
+        # The check's calls, inputs and answers (computed once): also the warm-up requests.
+        checks = family.export_checks(gan, min(serving.CHECK_N, max_batch))
+        _write_warmup(tmp / WARMUP, name, *checks[:2])
         metadata = {
             "name": name, "family": family.name, **about,
             "image_shape": list(config.image_shape),
@@ -87,7 +87,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "training_config": json.loads(config.to_json()),
         }
         if verify:
-            metadata["verified"] = check(tmp, gan, config, max_batch)
+            metadata["verified"] = check(tmp, *checks)
         published = publish(tmp, base, version, force, metadata)
         write_server_config(Path(out_dir), max_batch)
         try:
@@ -128,9 +128,10 @@ for call, signature, names in json.loads(str(requests["calls"])):
         out[f"{call}/{key}"] = value
 np.savez(out_file, **out)
 """
-def check(path: Path, gan, config, max_batch: int = 1024) -> dict:
-    """Checks the SavedModel at `path` against `gan`, the model it was exported from (with its
-    moving average, if exported so), in a separate TensorFlow-only process.
+def check(path: Path, calls: list, inputs: dict, expected: dict) -> dict:
+    """Checks the SavedModel at `path` against the model it was exported from (with its
+    moving average, if exported so), in a separate TensorFlow-only process: `calls`,
+    `inputs` and `expected` are that model's answers (`Family.export_checks`).
 
     Every signature gets fixed inputs (seeded noise and labels, or seeded images; PNG files
     for the `*_png` ones); each answer must be finite and within 1 gray level of the run's own
@@ -138,8 +139,6 @@ def check(path: Path, gan, config, max_batch: int = 1024) -> dict:
     mode). Raises `KganError` naming the first failing call; returns what was checked and the
     largest difference in gray levels.
     """
-    calls, inputs, expected = families.of(config.arch).export_checks(
-        gan, min(serving.CHECK_N, max_batch))
     with tempfile.TemporaryDirectory(prefix="kgan-check-") as work:
         requests, answers = Path(work) / "requests.npz", Path(work) / "answers.npz"
         np.savez(requests, calls=np.array(json.dumps(calls)), **inputs)
@@ -245,7 +244,7 @@ def _next_version(base: Path) -> int:
 
 def _write_warmup(path: Path, model_name: str, calls: list, inputs: dict) -> None:
     """TF Serving's warm-up file: one `PredictionLog` per signature (`serving_default` first)
-    at batch 1 and at the largest batch of `inputs` (`WARMUP_BATCH`), from the export check's
+    at batch 1 and at the largest batch of `inputs` (`serving.CHECK_N`), from the export check's
     own inputs (`calls` and `inputs` as `Family.export_checks` gives them), so a server's first
     requests of either size find the signature loaded and traced."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2

@@ -24,13 +24,13 @@ from kgan.config import TRACKERS, TrainConfig
 from kgan.errors import KganError, first_line
 
 STATE = "tracker.json"
-PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}  # tracker -> module (the extra is its name)
 
 
 def check(kind: str) -> None:
-    """Refuses a tracker whose package is not installed, naming the extra that installs it."""
+    """Refuses a tracker whose package is not installed, naming the extra that installs it
+    (each tracker's module and kgan's extra are both named as the tracker)."""
     try:
-        importlib.import_module(PACKAGES[kind])
+        importlib.import_module(kind)
     except ImportError:
         raise KganError(f"--track {kind} needs the {kind} package: pip install "
                         f"'kgan[{kind}]'") from None

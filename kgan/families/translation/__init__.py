@@ -198,9 +198,7 @@ class Translation(family.Family):
         paired, split, notes = self.paired(config), real_split, []
         try:
             pairs = self.load(config, split)
-        except NoSplit:
-            if split == "train":
-                raise
+        except NoSplit:  # (the training split is always there)
             split = "train"
             pairs = self.load(config, split)
             notes.append("no test split: measured on training images")

@@ -1,4 +1,5 @@
-"""`export()`: a run's generator -> a TensorFlow SavedModel that TensorFlow Serving loads.
+"""`export()`: a run's generator -> a TensorFlow SavedModel that TensorFlow Serving loads, or
+its forward paths as Keras, LiteRT or ONNX files (`kgan.formats`).
 
 This module is TensorFlow by nature (SavedModel, `tf.function` signatures), so the CLI runs it
 on the TensorFlow backend whatever backend trained the run: checkpoints hold plain weights.
@@ -9,6 +10,10 @@ Layout written (TF Serving's model base path is `saved_models/<name>`):
     saved_models/<name>/<version>/assets.extra/tf_serving_warmup_requests
     saved_models/<name>/<version>/assets.extra/kgan.json
     saved_models/models.config, saved_models/batching_parameters.txt   (`write_server_config`)
+
+and for the other formats (beside TF Serving's versions, which it does not read):
+
+    saved_models/<name>/<format>/<version>/<path>.keras|.tflite|.onnx, kgan.json
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from filelock import FileLock
 
-from kgan import families, runs, serving, trackers
+from kgan import families, formats, runs, serving, trackers
 from kgan.checkpoint import load_gan
 from kgan.errors import KganError, first_line
 
@@ -37,8 +42,11 @@ LOCK = ".kgan-export.lock"  # in saved_models/<name>/: held while a version is c
 
 def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str | None = None,
            version: int | None = None, force: bool = False, max_batch: int = 1024,
-           best: bool = False, ema: bool = True, verify: bool = True) -> Path:
-    """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path.
+           best: bool = False, ema: bool = True, verify: bool = True,
+           format: str = "savedmodel") -> Path:
+    """Writes the run's generator as `out_dir/<name>/<version>/` and returns that path
+    (`format` other than savedmodel: `out_dir/<name>/<format>/<version>/`, see
+    `kgan.formats`).
 
     The SavedModel is written to a temporary folder beside its target and renamed into place,
     so TF Serving (which watches `out_dir/<name>`) never sees a half-written version. With
@@ -50,6 +58,11 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     (default), a run trained with `--ema` exports the moving average of its generator's
     weights.
     """
+    if format != "savedmodel":
+        if format not in formats.FORMATS:
+            raise KganError(f"`format` must be one of savedmodel, {', '.join(formats.FORMATS)}. "
+                            f"Received: format={format}")
+        formats.check_installed(format)
     if not 0 < max_batch < 2**31:  # the `generate` signature's n is an int32
         raise KganError(f"`max_batch` must be an integer in [1, 2**31). Received: "
                         f"max_batch={max_batch}")
@@ -60,7 +73,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise KganError(f"`name` may only use letters, digits, '.', '_' and '-'. Received: "
                         f"name={name}")
-    base = Path(out_dir) / name
+    base = Path(out_dir) / name / ("" if format == "savedmodel" else format)
     # Before the slow part; checked again when it is published.
     if version is not None:
         _check_free(base / str(version), force)
@@ -74,10 +87,17 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
         raise KganError(f"Cannot write to {base}: {e.strerror or e}") from None
     try:
         family = families.of(config.arch)
-        about = family.write_export(gan, config, tmp, max_batch, ema)
-        # The check's calls, inputs and answers (computed once): also the warm-up requests.
-        checks = family.export_checks(gan, min(serving.CHECK_N, max_batch))
-        _write_warmup(tmp / WARMUP, name, *checks[:2])
+        if format == "savedmodel":
+            about = family.write_export(gan, config, tmp, max_batch, ema)
+            # The check's calls, inputs and answers (computed once): also the warm-up requests.
+            checks = family.export_checks(gan, min(serving.CHECK_N, max_batch))
+            _write_warmup(tmp / WARMUP, name, *checks[:2])
+            if verify:
+                about["verified"] = check(tmp, *checks)
+        else:
+            about = {"format": format, "ema": bool(ema and config.ema),
+                     **formats.write(format, family.forward_paths(gan, serving.CHECK_N), tmp,
+                                     verify)}
         metadata = {
             "name": name, "family": family.name, **about,
             "image_shape": list(config.image_shape),
@@ -86,10 +106,10 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
             "checkpoint": runs.BEST if best else runs.CHECKPOINT,
             "training_config": json.loads(config.to_json()),
         }
-        if verify:
-            metadata["verified"] = check(tmp, *checks)
-        published = publish(tmp, base, version, force, metadata)
-        write_server_config(Path(out_dir), max_batch)
+        published = publish(tmp, base, version, force, metadata,
+                            serving.METADATA if format == "savedmodel" else formats.METADATA)
+        if format == "savedmodel":
+            write_server_config(Path(out_dir), max_batch)
         try:
             trackers.record(run_dir, config, gan.steps,
                             tags={"export": str(published.resolve())})
@@ -168,9 +188,10 @@ def check(path: Path, calls: list, inputs: dict, expected: dict) -> dict:
                                       if k.split("/")[0].endswith("alone")), 4)}
 
 
-def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: dict) -> Path:
+def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: dict,
+            metadata_file: str = serving.METADATA) -> Path:
     """Renames the finished export `tmp` to `base/<version>` (with `version` None, the next
-    free one) and returns that path.
+    free one), its `metadata` in `metadata_file`, and returns that path.
 
     Under a lock on `base`: two exports at once get two versions, where both would otherwise
     take the same one and the second would silently replace the first.
@@ -180,7 +201,7 @@ def publish(tmp: Path, base: Path, version: int | None, force: bool, metadata: d
         target = base / str(version)
         _check_free(target, force)
         metadata = {"name": metadata["name"], "version": version, **metadata}
-        (tmp / serving.METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        (tmp / metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
         os.chmod(tmp, runs.mode(directory=True))  # mkdtemp's 0700 would lock TF Serving out
         if target.exists():  # --force: swap the new version in, then drop the old one
             old = Path(tempfile.mkdtemp(dir=base, prefix=".export-old-"))

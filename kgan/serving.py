@@ -54,7 +54,12 @@ def resolve(model: str | Path) -> Path:
 
 
 def metadata(version_dir: Path) -> dict:
+    """An export's `kgan.json`: in `assets.extra/` of a SavedModel, beside the files of the
+    other formats (`kgan.formats`)."""
+    path = version_dir / METADATA
+    if not path.exists() and (version_dir / path.name).exists():
+        path = version_dir / path.name
     try:
-        return json.loads((version_dir / METADATA).read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise KganError(f"Cannot read {version_dir / METADATA}: {e}") from None
+        raise KganError(f"Cannot read {path}: {e}") from None

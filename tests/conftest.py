@@ -166,6 +166,61 @@ print(done.stdout, end="")
 """
 
 
+# Runs exported .tflite and .onnx files in LiteRT and onnxruntime alone (TensorFlow, Keras and
+# kgan cannot be imported): argv[1] is [[file, inputs .npz], ...]; saves each file's output.
+_FORMAT_RUNTIMES = r"""
+import json, sys
+sys.modules["tensorflow"] = sys.modules["keras"] = sys.modules["kgan"] = None
+import numpy as np, onnxruntime
+from ai_edge_litert.interpreter import Interpreter
+out = {}
+for i, (file, feed) in enumerate(json.loads(sys.argv[1])):
+    feed = dict(np.load(feed))
+    out[str(i)] = (onnxruntime.InferenceSession(file).run(None, feed)[0] if file.endswith(".onnx")
+                   else next(iter(Interpreter(model_path=file).get_signature_runner()(
+                       **feed).values())))
+np.savez(sys.argv[2], **out)
+"""
+
+
+def in_format_runtimes(jobs: list, work: Path) -> list:
+    """The outputs of `jobs` (`(.tflite or .onnx file, {input name: array})`), run in LiteRT
+    and onnxruntime alone in a fresh process, as a phone or an ONNX server would run them."""
+    files = []
+    for i, (file, feed) in enumerate(jobs):
+        np.savez(work / f"feed-{i}.npz", **feed)
+        files.append([str(file), str(work / f"feed-{i}.npz")])
+    subprocess.run([sys.executable, "-c", _FORMAT_RUNTIMES, json.dumps(files),
+                    str(work / "outputs.npz")], check=True, capture_output=True)
+    with np.load(work / "outputs.npz") as out:
+        return [out[str(i)] for i in range(len(jobs))]
+
+
+def readme_blocks(heading: str, language: str) -> list[str]:
+    """The `language` code blocks of the README under `heading` ("## Deploy", "### Fine-tuning"),
+    up to the next heading of its level or above."""
+    level, blocks, fence, block, inside = len(heading.split()[0]), [], None, [], False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            if fence is None:  # a block opens: its language
+                fence, block = line[3:], []
+            else:
+                if inside and fence == language:
+                    blocks.append("\n".join(block) + "\n")
+                fence = None
+        elif fence is not None:
+            block.append(line)
+        elif line.startswith("#"):
+            depth = len(line) - len(line.lstrip("#"))
+            inside = line == heading or (inside and depth > level)
+    return blocks
+
+
+def gray_levels(a, b) -> float:
+    """The largest difference of two image batches in [-1, 1], in gray levels."""
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b)))) * 127.5
+
+
 @pytest.fixture(scope="session", autouse=True)
 def kgan_cache(tmp_path_factory):
     """One cache per test session (classifiers, packed datasets), shared by the xdist workers

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import toy_config
+from conftest import gray_levels, in_format_runtimes, readme_blocks, toy_config
 from typer.testing import CliRunner
 
 from cli.main import app
-from kgan import draw, export, images, serving
+from kgan import draw, export, formats, images, serving
 from kgan import training as lib
 from kgan.checkpoint import load_gan
+from kgan.errors import KganError
 from kgan.families.noise.serving import SIGNATURES as export_signatures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -611,3 +613,112 @@ def test_residual_and_style_based_exports_load_in_tensorflow_alone(arch, toy_npz
             "average). Received: truncation=0.5\n")
     else:
         assert bad.exit_code == 0
+
+
+FORMATS = {"keras": ("generator.keras", "keras "),
+           "litert": ("generator.tflite", "ai_edge_litert "),
+           "onnx": ("generator.onnx", "onnxruntime ")}
+
+
+def test_every_format_answers_like_the_run_in_its_own_runtime(toy_npz, tmp_path):
+    """`kgan export --format keras|litert|onnx` of a conditional StyleGAN with a moving average
+    (z, label and truncation in); each file run by its own runtime here too, on other inputs
+    than the export's check, within 1 gray level of the run. (A DCGAN: the README test.)"""
+    arch = "stylegan"
+    run = lib.train(toy_config(toy_npz, arch=arch, conditional=True, base_filters=4,
+                               steps_per_epoch=2, ema=0.5, ema_start=1),
+                    runs_dir=tmp_path / "runs").run_dir
+    gan, config = load_gan(run, ema=True)
+    feed = {"z": np.random.default_rng(7).standard_normal((5, 8)).astype(np.float32),
+            "label": np.array([3, 0, 1, 2, 3], np.int32),
+            "truncation": np.full(5, 0.5, np.float32)}
+    inputs = list(feed.values())
+    want = keras.ops.convert_to_numpy(gan.generator(inputs, training=False))
+    paths = {}
+    for format, (file, runtime) in FORMATS.items():
+        done = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path / "out"),
+                                   "--format", format, "--json"])
+        assert done.exit_code == 0, done.output
+        about = json.loads(done.stdout)
+        paths[format] = Path(about["path"])
+        assert paths[format] == tmp_path / "out" / f"{arch}-toy" / format / "1"
+        assert sorted(p.name for p in paths[format].iterdir()) == [file, "kgan.json"]
+        assert about["files"][file]["inputs"] == [
+            {"name": name, "shape": [None, *value.shape[1:]], "dtype": str(value.dtype)}
+            for name, value in feed.items()]
+        assert about["verified"]["runtime"].startswith(runtime)
+        assert about["verified"]["max_difference"] <= 1
+        assert f"Checked in {runtime}" in done.stderr
+    assert not (tmp_path / "out" / "models.config").exists()  # TF Serving's, not these
+    from kgan import nn  # noqa: F401  (registers kgan's layers, as `import kgan.nn` does)
+
+    model = keras.saving.load_model(paths["keras"] / "generator.keras")
+    assert {layer.dtype_policy.compute_dtype for layer in model.layers} == {"float32"}
+    answers = [keras.ops.convert_to_numpy(model(inputs, training=False)),
+               *in_format_runtimes([(paths["litert"] / "generator.tflite", feed),
+                                    (paths["onnx"] / "generator.onnx", feed)], tmp_path)]
+    for format, answer in zip(FORMATS, answers):
+        assert answer.shape == (5, *config.image_shape)
+        assert gray_levels(answer, want) <= 1, format
+    raw, _ = load_gan(run, ema=False)  # the moving average was exported, not the raw generator
+    assert 10 * gray_levels(answers[2], want) < gray_levels(raw.generator(inputs), want)
+
+
+def test_the_readme_deploy_section_runs_as_written(trained, monkeypatch):
+    """The README's Deploy commands and snippets as written, on this module's DCGAN (z of 100;
+    in bfloat16 where the CPU has it, so its files are the float32 rebuild)."""
+    run, _ = trained
+    monkeypatch.chdir(run.parent.parent)  # where runs/ is
+    (commands,) = readme_blocks("## Deploy", "bash")[:1]
+    for line in commands.splitlines():
+        words, (file, *_) = shlex.split(line.split("#")[0]), line.split("# ")[1].split(", ")
+        done = runner.invoke(app, [*words[1:], "--json"])
+        assert done.exit_code == 0, done.output
+        about = json.loads(done.stdout)
+        assert Path(file).resolve().is_relative_to(Path(about["path"]).resolve()), file
+        assert Path(file).exists() and about["verified"]["max_difference"] <= 1
+        if about["format"]:
+            assert about["files"]["generator" + Path(file).suffix]["inputs"] == [
+                {"name": "z", "shape": [None, 100], "dtype": "float32"}]
+    (server,) = readme_blocks("### TensorFlow Serving", "bash")
+    for name in re.findall(r"--\w+_file=(\S+)", server):  # the files it starts the server with
+        assert (Path("saved_models") / name).is_file(), name
+    gan, _ = load_gan(run)
+    want = gan.generator(np.random.default_rng(0).standard_normal((16, 100)), training=False)
+    snippets = readme_blocks("## Deploy", "python")
+    assert len(snippets) == 3  # LiteRT, ONNX, Keras
+    for code in snippets:
+        scope = {}
+        exec(compile(code, "README.md", "exec"), scope)
+        assert scope["images"].shape == (16, 8, 8, 3), code
+        assert gray_levels(scope["images"], want) <= 1, code
+
+
+def test_format_errors_are_one_line_naming_the_cause(trained, tmp_path, monkeypatch):
+    run, _ = trained
+    done = runner.invoke(app, ["export", str(run), "--format", "onnx", "--max-batch", "3"])
+    assert (done.exit_code, done.output) == (1, "Error: --max-batch applies to --format "
+                                             "savedmodel (its onnx files take any batch). "
+                                             "Received: max_batch=3\n")
+    assert runner.invoke(app, ["export", str(run), "--format", "tflite"]).exit_code == 2
+    found = formats.importlib.util.find_spec
+    monkeypatch.setattr(formats.importlib.util, "find_spec",
+                        lambda name: None if name == "onnxruntime" else found(name))
+    done = runner.invoke(app, ["export", str(run), "--out-dir", str(tmp_path), "--format", "onnx"])
+    assert (done.exit_code, done.output) == (1, "Error: --format onnx needs the onnxruntime "
+                                             "package: pip install 'kgan[onnx]'\n")
+    monkeypatch.undo()
+    # A generator with an op that neither LiteRT's builtins nor ONNX has (a model of your own
+    # could): one line naming the op.
+    z = keras.Input((4,), name="z")
+    x = keras.layers.Activation(lambda t: keras.ops.erfinv(0.5 * keras.ops.tanh(t)))(
+        keras.layers.Dense(16)(z))
+    model = keras.Model(z, keras.layers.Reshape((4, 4, 1))(x))
+    for format, lacks in (("litert", "LiteRT has no builtin Erfinv op (only TensorFlow Select "
+                                     "ops, which need TensorFlow on the device)"),
+                          ("onnx", "ONNX has no Erfinv op")):
+        with pytest.raises(KganError) as error:
+            formats.write(format, [("generator", model, [np.zeros((2, 4), np.float32)])],
+                          tmp_path)
+        assert str(error.value) == (f"--format {format} cannot express the generator path: "
+                                    f"{lacks}; use --format savedmodel or keras")

@@ -1,25 +1,16 @@
 """The README's "Bring your own model" and "Track experiments" run as they are written."""
 
 import json
-import re
 import shlex
 from pathlib import Path
 
 import numpy as np
-from conftest import ROOT, full_state, kgan
-
-README = (ROOT / "README.md").read_text()
-
-
-def blocks(section: str, language: str) -> list[str]:
-    """The `language` code blocks of the README's `### section`."""
-    body = README.split(f"### {section}\n", 1)[1].split("\n#", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", body, re.S)
+from conftest import full_state, kgan, readme_blocks
 
 
 def test_bring_your_own_model_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (code,) = blocks("Bring your own model", "python")
+    (code,) = readme_blocks("### Bring your own model", "python")
     exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
     run_dir = Path("runs/00000-custom-fashion5k")
     config = json.loads((run_dir / "config.json").read_text())
@@ -32,7 +23,7 @@ def test_bring_your_own_model_runs_as_written(tmp_path, monkeypatch):
 
 def test_track_experiments_commands_run_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (shell,) = blocks("Track experiments", "bash")
+    (shell,) = readme_blocks("### Track experiments", "bash")
     commands = [line for line in shell.splitlines() if " kgan train " in f" {line}"]
     assert len(commands) == 2
     for line in commands:

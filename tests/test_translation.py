@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import At, assert_same_state, ctrl_c, kgan
+from conftest import At, assert_same_state, ctrl_c, gray_levels, in_format_runtimes, kgan
 
 from kgan import export, images, serving, training
 from kgan.build import build_gan
@@ -241,6 +241,43 @@ def test_exports_answer_like_the_run_in_tensorflow_alone(tf_runs, exports, tmp_p
     meta = serving.metadata(exports["cyclegan"])
     assert meta["shapes"] == {"a2b": [[8, 8, 1], [8, 8, 3]], "b2a": [[8, 8, 3], [8, 8, 1]]}
     assert meta["arch"] == "cyclegan" and meta["step"] == 4
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_format_translates_like_the_run_in_its_own_runtime(arch, tf_runs, tmp_path):
+    """`kgan export --format keras|litert|onnx` of pix2pix (`translate`) and CycleGAN (`a2b`,
+    `b2a`): a file per direction, each run by its own runtime within 1 gray level of the run."""
+    run = tf_runs[arch]["run"]
+    model, _ = load_gan(run)
+    names = ["translate"] if arch == "pix2pix" else ["a2b", "b2a"]
+    rng = np.random.default_rng(5)
+    feeds = {name: rng.integers(0, 256, (3, *generator.input.shape[1:])).astype(np.float32)
+             / 127.5 - 1 for name, generator in zip(names, model.generators)}
+    want = {name: keras.ops.convert_to_numpy(model.translate(feed, "b2a" if name == "b2a"
+                                                             else "a2b"))
+            for name, feed in feeds.items()}
+    jobs = []
+    from kgan import nn  # noqa: F401  (registers kgan's layers, as `import kgan.nn` does)
+
+    for format, suffix in (("keras", ".keras"), ("litert", ".tflite"), ("onnx", ".onnx")):
+        out = kgan("export", run, "--out-dir", tmp_path, "--format", format, "--json")
+        assert out.exit_code == 0, out.output
+        about = json.loads(out.stdout)
+        path = Path(about["path"])
+        assert sorted(p.name for p in path.iterdir()) == sorted(
+            [*(name + suffix for name in names), "kgan.json"])
+        assert about["verified"]["max_difference"] <= 1 and about["format"] == format
+        for name in names:
+            if format == "keras":
+                loaded = keras.saving.load_model(path / f"{name}.keras")
+                answer = keras.ops.convert_to_numpy(loaded(feeds[name], training=False))
+                assert answer.shape == want[name].shape
+                assert gray_levels(answer, want[name]) <= 1, name
+            else:
+                jobs.append((path / f"{name}{suffix}", {"images": feeds[name]}, want[name]))
+    answers = in_format_runtimes([job[:2] for job in jobs], tmp_path)
+    for (file, _, expected), answer in zip(jobs, answers):
+        assert answer.shape == expected.shape and gray_levels(answer, expected) <= 1, file
 
 
 def test_grpc_png_request_and_warmup(exports):

@@ -105,6 +105,12 @@ class Family:
         """The export check's calls, their inputs and the answers `model` gives them."""
         raise NotImplementedError
 
+    def forward_paths(self, model, n: int) -> list[tuple[str, object, list]]:
+        """The generator's forward paths as `(name, keras.Model, inputs)`: what
+        `kgan export --format keras|litert|onnx` writes, one file each, and checks on `inputs`
+        (`n` rows, in the model's input order; images in [-1, 1] out)."""
+        raise NotImplementedError
+
     def evaluate_against(self, model, reference, n: int, seed: int) -> dict:
         """Measures a training model against `reference` (`kgan.metrics.Reference`): what
         `--eval-every` logs."""

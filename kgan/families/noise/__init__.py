@@ -131,6 +131,9 @@ class Noise(family.Family):
     def export_checks(self, model, n):
         return serving.checks(model, n)
 
+    def forward_paths(self, model, n):
+        return serving.forward_paths(model, n)
+
     def evaluate_against(self, model, reference, n, seed):
         return reference.compare(*generated(GANSource(model), n, seed))
 

@@ -137,13 +137,24 @@ def _write_savedmodel(generator, latent_dim: int, max_batch: int, path: Path,
     archive.write_out(str(path), verbose=False)
 
 
+def _check_rows(gan, n: int):
+    """The checks' `n` latents, labels (the classes in turn, or None) and truncation psi."""
+    z = np.random.default_rng(CHECK_SEED).standard_normal((n, gan.latent_dim)).astype(np.float32)
+    labels = None if not gan.num_classes else np.arange(n, dtype=np.int32) % gan.num_classes
+    return z, labels, CHECK_TRUNCATION if gan.truncates else 1.0
+
+
+def forward_paths(gan, n: int):
+    """The generator, `generator`: z (+ labels, + psi) -> images in [-1, 1]."""
+    inputs = gan.g_inputs(*_check_rows(gan, n))
+    return [("generator", gan.generator, [keras.ops.convert_to_numpy(x) for x in (
+        inputs if isinstance(inputs, list) else [inputs])])]
+
+
 def checks(gan, n: int):
     """Calls, inputs and expected answers for a noise-to-image GAN's signatures."""
-    rng = np.random.default_rng(CHECK_SEED)
-    z = rng.standard_normal((n, gan.latent_dim)).astype(np.float32)
+    z, labels, psi = _check_rows(gan, n)
     seeds = CHECK_SEED + np.arange(n, dtype=np.int64)
-    labels = None if not gan.num_classes else np.arange(n, dtype=np.int32) % gan.num_classes
-    psi = CHECK_TRUNCATION if gan.truncates else 1.0
     extra = {}  # each row's label and psi, as the batched signatures take them
     if labels is not None:
         extra["label"] = labels

@@ -179,6 +179,9 @@ class Translation(family.Family):
     def export_checks(self, model, n):
         return serving.checks(model, n)
 
+    def forward_paths(self, model, n):
+        return serving.forward_paths(model, n)
+
     def evaluate(self, source, config, n, seed, on_train=None, features="classifier",
                  classifier_path=None, real_split="test"):
         """Measures `source` on held-out images of its dataset (`real_split`: the test split,

@@ -121,15 +121,21 @@ def _write_savedmodel(model, path: Path) -> dict:
     return shapes
 
 
+def forward_paths(gan, n: int = CHECK_N):
+    """Each direction's generator (`translate`; `a2b`, `b2a`): images in [-1, 1] -> images in
+    [-1, 1], with `n` seeded images of its input shape (at whole gray levels)."""
+    rng = np.random.default_rng(CHECK_SEED)
+    return [(name, generator, [rng.integers(0, 256, (n, *generator.input.shape[1:])).astype(
+        np.float32) / 127.5 - 1.0]) for name, generator in translation_endpoints(gan)]
+
+
 def checks(gan, n: int = CHECK_N):
     """Calls, inputs and expected answers for a pix2pix or cyclegan model's signatures."""
-    rng = np.random.default_rng(CHECK_SEED)
     calls, inputs, expected = [], {}, {}
-    endpoints = translation_endpoints(gan)
-    for name, generator in endpoints:
+    paths = forward_paths(gan, n)
+    for name, _, (scaled,) in paths:
         direction = "b2a" if name == "b2a" else "a2b"
-        x = rng.integers(0, 256, (n, *generator.input.shape[1:]), dtype=np.uint8)
-        scaled = x.astype(np.float32) / 127.5 - 1.0
+        x = images.to_uint8(scaled)
         want = keras.ops.convert_to_numpy(gan.translate(scaled, direction))
         raw = raw_endpoint(name)
         pngs = np.array([tf.io.encode_png(image).numpy() for image in x])
@@ -142,7 +148,7 @@ def checks(gan, n: int = CHECK_N):
                          f"{name}_alone/images": want[:1],
                          f"{name}_png/png_bytes": images.to_uint8(want)})
     calls.append(["serving", "serving_default", ["images"]])  # the first direction's
-    first = endpoints[0][0]
+    first = paths[0][0]
     inputs["serving/images"] = inputs[f"{first}/images"]
     expected["serving/images"] = expected[f"{first}/images"]
     return calls, inputs, expected

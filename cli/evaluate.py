@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from rich.table import Table
 from cli.common import RunsDir, UseEma, fail, select_backend, user_errors
 from kgan import runs
 from kgan.config import images_to_compare
-from kgan.errors import NotRecorded
+from kgan.errors import KganError, NotRecorded
 
 
 def evaluate(
@@ -27,8 +28,13 @@ def evaluate(
     ] = None,
     n: Annotated[int, typer.Option("--n", "-n", help="Generated images to evaluate.")] = 10000,
     features: Annotated[str, typer.Option(
-        help="Feature space: classifier (trained on the dataset, cached) or inception.")
-    ] = "classifier",
+        help="Feature space: classifier (trained on the dataset, cached), inception (Keras' "
+             "ImageNet InceptionV3) or fid-inception (the network of pytorch-fid and TF-GAN: "
+             "FIDs comparable with papers).")] = "classifier",
+    fid_weights: Annotated[Path | None, typer.Option(
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth, for --features "
+             "fid-inception.", show_default="$KGAN_FID_WEIGHTS, else pytorch-fid's or kgan's "
+             "cache, else downloaded")] = None,
     classifier: Annotated[Path | None, typer.Option(
         help="Use this classifier (.keras) instead of the cached one.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated and the real samples.")] = 0,
@@ -46,6 +52,11 @@ def evaluate(
 
     with user_errors():
         images_to_compare("n", n)
+        if fid_weights is not None:
+            if features != "fid-inception":
+                raise KganError(f"--fid-weights is for --features fid-inception. Received: "
+                                f"features={features}")
+            os.environ["KGAN_FID_WEIGHTS"] = str(fid_weights)  # where metrics.fid_inception looks
         if model is None and dataset is None:
             run_dir, config = runs.open_run(run_dir or runs.newest(runs_dir))
             select_backend(config.backend)

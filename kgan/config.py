@@ -28,7 +28,7 @@ CROPS = ("center", "none")  # how a non-square image becomes square (kgan.data.s
 AUGMENTATIONS = ("translation", "cutout", "color")  # DiffAugment policies (kgan.augment)
 ADAPTIVE = "ada"  # in `augment`: the policies each with an adapted probability (kgan.augment)
 TRACKERS = ("mlflow", "wandb")  # experiment trackers of kgan.trackers (optional extras)
-EVAL_FEATURES = ("classifier", "inception")  # feature spaces of kgan.evaluate
+EVAL_FEATURES = ("classifier", "inception", "fid-inception")  # feature spaces of kgan.evaluate
 MAX_CLASSES = 10_000  # a label embedding of this many rows is still small
 # Defaults of options whose default depends on the arch, where its row has none.
 ARCH_DEFAULTS = {"batch_size": 64, "loss": "bce", "base_filters": 64, "spectral_norm": False,
@@ -336,7 +336,8 @@ class TrainConfig:
                           flags=("--jitter",), shown="off",
         family="translation", why="use --augment or --mirror")
     eval_features: str = option("classifier", "Feature space of those evaluations: classifier "
-                                "(trained on the dataset, cached) or inception.",
+                                "(trained on the dataset, cached), inception or fid-inception "
+                                "(pytorch-fid's network, weights from $KGAN_FID_WEIGHTS).",
                                 one_of(EVAL_FEATURES), resumable=True)
 
     # Filled in when the data is loaded; needed to rebuild the models without the data.

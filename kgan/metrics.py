@@ -4,7 +4,12 @@ Distances are measured in the feature space of an extractor:
 
 - `classifier`: a small CNN that kgan trains on the dataset's own training split the first time
   it is needed and caches (the approach of TF-GAN's MNIST example: no download needed);
-- `inception`: Keras' InceptionV3 pool features, when its ImageNet weights are on disk.
+- `inception`: Keras' InceptionV3 pool features, when its ImageNet weights are on disk;
+- `fid-inception`: the Inception of pytorch-fid, TF-GAN and clean-fid (`kgan.fid_inception`), the
+  one FIDs in papers are measured with, from pytorch-fid's weights file.
+
+Only `fid-inception` gives FIDs that can be set beside a paper's; the others compare runs with
+each other.
 
 The metric functions are NumPy (float64) and work on any features. What each family measures
 is its `evaluate` (`kgan.families.*`); `kgan.evaluate` loads a run or an export and asks it.
@@ -29,6 +34,7 @@ from filelock import FileLock
 from keras import layers
 
 from kgan import data as data_lib
+from kgan import fid_inception as fid_net
 from kgan import runs
 from kgan.config import EVAL_FEATURES
 from kgan.errors import KganError, NoSplit, first_line
@@ -157,6 +163,7 @@ class Extractor:
 
     name = ""
     resize = ""  # how images reach the extractor's input size (the metric card says it)
+    comparable = False  # whether its FIDs can be set beside papers' (the metric card says it)
 
     def __init__(self, model, info: dict, notes: tuple[str, ...] = ()):
         self.model, self.info = model, info
@@ -196,6 +203,22 @@ class InceptionExtractor(Extractor):
             x = keras.ops.tile(x, (1, 1, 1, 3))
         x = keras.ops.image.resize(x, (299, 299), interpolation="bilinear")
         return keras.ops.convert_to_numpy(self.model(x, training=False)), None
+
+
+class FidInceptionExtractor(Extractor):
+    name = "fid-inception"
+    resize = ("rounded to uint8 pixels as a PNG holds them, gray tiled to RGB, bilinear to "
+              "299x299 as pytorch-fid (align_corners=False, no antialiasing)")
+    comparable = True
+
+    def _predict(self, batch):
+        pixels = np.round((np.clip(batch, -1.0, 1.0) + 1.0) * 127.5) / 255.0  # [0, 1]
+        x = keras.ops.convert_to_tensor(pixels.astype(np.float32))
+        if batch.shape[-1] == 1:
+            x = keras.ops.tile(x, (1, 1, 1, 3))
+        x = keras.ops.image.resize(x, (fid_net.SIZE, fid_net.SIZE), interpolation="bilinear",
+                                   antialias=False)
+        return keras.ops.convert_to_numpy(self.model(2.0 * x - 1.0, training=False)), None
 
 
 def classifier_key(dataset: str, image_shape) -> str:
@@ -339,6 +362,38 @@ def inception(weights: str | Path | None = None) -> InceptionExtractor:
     return InceptionExtractor(model, {"path": str(weights)})
 
 
+def fid_inception(weights: str | Path | None = None) -> FidInceptionExtractor:
+    """The FID Inception's pool features (2048-d) from pytorch-fid's weights: `weights`, else
+    `$KGAN_FID_WEIGHTS`, else where pytorch-fid or kgan keep them
+    (`~/.cache/torch/hub/checkpoints/`, the kgan cache), else downloaded there if online."""
+    weights = weights or os.environ.get("KGAN_FID_WEIGHTS")
+    if weights:
+        weights = Path(weights).expanduser()
+        if not weights.is_file():
+            raise KganError(f"No FID Inception weights at {weights} (--fid-weights or "
+                            f"KGAN_FID_WEIGHTS): expected pytorch-fid's {fid_net.WEIGHTS_FILE}")
+    else:
+        torch_home = Path(os.environ.get("TORCH_HOME", "~/.cache/torch")).expanduser()
+        places = [torch_home / "hub" / "checkpoints", runs.cache_dir() / "fid"]
+        weights = next((p / fid_net.WEIGHTS_FILE for p in places
+                        if (p / fid_net.WEIGHTS_FILE).is_file()), None)
+        if weights is None:
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # its progress is not a result
+                    weights = Path(keras.utils.get_file(
+                        fid_net.WEIGHTS_FILE, fid_net.WEIGHTS_URL,
+                        cache_dir=str(runs.cache_folder()), cache_subdir="fid"))
+            except Exception as e:
+                raise KganError(
+                    f"--features fid-inception needs pytorch-fid's Inception weights, which are "
+                    f"not on this machine and could not be downloaded ({first_line(e)}). "
+                    f"Download {fid_net.WEIGHTS_URL} and give its path with --fid-weights PATH "
+                    "or KGAN_FID_WEIGHTS.") from None
+    model = fid_net.network()
+    fid_net.load_weights(model, weights)
+    return FidInceptionExtractor(model, {"path": str(weights)})
+
+
 def extractor(features: str, dataset: str, image_size: int | None,
               classifier_path: str | Path | None = None, on_train=None,
               crop: str = "center") -> Extractor:
@@ -346,6 +401,8 @@ def extractor(features: str, dataset: str, image_size: int | None,
         return classifier(dataset, image_size, classifier_path, on_train, crop)
     if features == "inception":
         return inception()
+    if features == "fid-inception":
+        return fid_inception()
     raise KganError(f"Unknown features {features!r}. Valid values: {', '.join(EVAL_FEATURES)}. "
                     f"Received: features={features}")
 
@@ -399,6 +456,7 @@ def card(extractor: Extractor, n_fake: int, n_real: int, dim: int) -> dict:
                         f"images, the more); compare FIDs only at equal n, and use "
                         f"n >= {STABLE_FID_N} for figures to publish")
     return {"extractor_sha256": extractor.sha256, "resize": extractor.resize,
+            "comparable_with_papers": extractor.comparable,
             "statistics": "float64", "versions": library_versions(), "warnings": warnings}
 
 

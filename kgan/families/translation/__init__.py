@@ -78,10 +78,10 @@ def _translation_features(dataset: str, image_size: int | None, on_train, featur
                           classifier_path) -> metrics.Extractor:
     """The feature space of translation FIDs: with `features` "classifier", the given
     classifier, else the Fashion-MNIST one for its demos (other image-to-image data has no
-    class labels to train one on); with "inception", InceptionV3 (its weights must be on the
-    machine when offline)."""
-    if features == "inception":
-        return metrics.inception()
+    class labels to train one on); with "inception" or "fid-inception", that network (its
+    weights must be on the machine when offline)."""
+    if features in ("inception", "fid-inception"):
+        return metrics.extractor(features, dataset, image_size)
     if classifier_path is not None:
         return metrics.classifier(None, image_size, classifier_path)
     if sides.is_demo(dataset):

@@ -69,7 +69,8 @@ def export(
                            f"{checked['max_difference']:.2g} gray levels; one image alone: "
                            f"{checked['batch_of_one']:.2g})", err=True)
     if as_json:
-        typer.echo(json.dumps({"path": str(target), **{key: about.get(key) for key in (
-            "name", "version", "family", "format", "signatures", "files", "verified")}}))
+        typer.echo(json.dumps({"path": str(target), **{key: about[key] for key in (
+            "name", "version", "family", "format", "signatures", "files") if key in about},
+            "verified": about.get("verified")}))
     else:
         typer.echo(target)

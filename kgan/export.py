@@ -88,7 +88,7 @@ def export(run_dir: str | Path, out_dir: str | Path = "saved_models", name: str 
     try:
         family = families.of(config.arch)
         if format == "savedmodel":
-            about = family.write_export(gan, config, tmp, max_batch, ema)
+            about = {"format": format, **family.write_export(gan, config, tmp, max_batch, ema)}
             # The check's calls, inputs and answers (computed once): also the warm-up requests.
             checks = family.export_checks(gan, min(serving.CHECK_N, max_batch))
             _write_warmup(tmp / WARMUP, name, *checks[:2])

@@ -112,7 +112,7 @@ def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
     protocol = dict(real["protocol"])
     card = {key: protocol.pop(key) for key in ("extractor_sha256", "resize", "statistics",
                                                 "versions", "warnings", "real_stats_sha256",
-                                                "real_stats_cached")}
+                                                "real_stats_cached", "comparable_with_papers")}
     assert protocol == {
         "n_fake": 2000, "n_real": 2000, "real_split": "test", "features": "classifier",
         "extractor": fashion.info["path"], "classifier_accuracy": fashion.info["test_accuracy"],
@@ -121,6 +121,7 @@ def test_real_images_beat_noise_and_one_class_is_flagged(fashion):
     weights = Path(fashion.info["path"]).read_bytes()
     assert card["extractor_sha256"] == hashlib.sha256(weights).hexdigest()[:16]
     assert card["resize"].startswith("none: the run's image size")
+    assert card["comparable_with_papers"] is False  # only fid-inception's FIDs are
     assert card["statistics"] == "float64"
     assert card["versions"]["keras"] == keras.__version__ and card["versions"]["numpy"] == (
         np.__version__)

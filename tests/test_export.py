@@ -294,6 +294,7 @@ def test_versions_force_and_bad_input(trained, tmp_path):
     named = runner.invoke(app, [*cli, "--name", "fashion", "--json"])
     assert json.loads(named.stdout) == {"path": f"{out}/fashion/1", "name": "fashion",
                                         "version": 1, "family": "noise",
+                                        "format": "savedmodel",
                                         "signatures": list(export_signatures),
                                         "verified": None}
     assert runner.invoke(app, cli).stdout == f"{out}/dcgan-toy/2\n"

@@ -22,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from kgan import runs
 from kgan.errors import KganError
 
 # `--runs-dir` of the commands that default to the newest run.
@@ -78,12 +79,20 @@ def _import_tensorflow_quietly() -> None:
                 sys.stderr.write(line + "\n")
 
 
+def select_backend_of(run_or_export: Path) -> None:
+    """The backend a run was trained on, or TensorFlow for an export (a SavedModel)."""
+    if (run_or_export / runs.CONFIG).is_file():
+        select_backend(runs.open_run(run_or_export)[1].backend)
+    else:
+        select_backend("tensorflow")
+
+
 @contextlib.contextmanager
-def packing_progress():
-    """Yields `progress(done, total)` for packing a dataset: a Rich bar on stderr with images/s
-    and ETA, shown in a terminal once there is something to pack."""
+def counting_progress(title: str = "Packing images", unit: str = "images"):
+    """Yields `progress(done, total)` (packing a dataset, projecting images): a Rich bar on
+    stderr with `unit`/s and ETA, shown in a terminal once there is something to do."""
     console = Console(stderr=True)
-    bar = Progress(TextColumn("[bold]Packing images"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn(),
                    console=console, transient=True, disable=not console.is_terminal)
     task, start = None, (0.0, 0)
@@ -95,7 +104,7 @@ def packing_progress():
             task, start = bar.add_task("pack", total=total, completed=done, rate=""), (
                 time.monotonic(), done)
         seconds = time.monotonic() - start[0]
-        rate = f"{(done - start[1]) / seconds:,.0f} images/s" if seconds > 0.5 else ""
+        rate = f"{(done - start[1]) / seconds:,.1f} {unit}/s" if seconds > 0.5 else ""
         bar.update(task, completed=done, total=total, rate=rate)
 
     try:

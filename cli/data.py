@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import packing_progress, user_errors
+from cli.common import counting_progress, user_errors
 from kgan.config import CROPS, image_size, one_of
 
 app = typer.Typer(help="Inspect a dataset, or pack it for many runs or workers.",
@@ -67,7 +67,7 @@ def pack(source: Source,
             raise KganError(f"OUT must end in .npz. Received: out={out}")
         from kgan import data
 
-        with packing_progress() as progress:
+        with counting_progress() as progress:
             dataset = data.load(source, image_size, crop=crop, mirror=mirror,
                                 skip_bad=skip_bad, progress=progress)
             data.write_npz(dataset, out, progress)

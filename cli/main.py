@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cli import data, evaluate, export, runs, sample, show, train, translate
+from cli import data, edit, evaluate, export, project, runs, sample, show, train, translate
 from kgan import __version__
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app.command("export")(export.export)
 app.command("runs")(runs.runs)
 app.command("show")(show.show)
 app.command("eval")(evaluate.evaluate)
+app.command("project")(project.project)
+app.command("edit")(edit.edit)
 app.add_typer(data.app, name="data")
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import packing_progress, select_backend, user_errors
+from cli.common import counting_progress, select_backend, user_errors
 from kgan import config as config_lib
 from kgan import runs
 from kgan.config import TrainConfig
@@ -106,7 +106,7 @@ def train(ctx: typer.Context, **options) -> None:
 
         progress = [] if quiet else [RichProgress(config.batch_size)]
         notify = None if quiet else lambda line: typer.echo(line, err=True)
-        with packing_progress() as packing:
+        with counting_progress() as packing:
             packing = None if quiet else packing
             if resume is not None:
                 result = training.resume(resume, callbacks=progress, notify=notify,

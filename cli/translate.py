@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import AsJson, echo_files, select_backend, user_errors
-from kgan import runs
+from cli.common import AsJson, echo_files, select_backend_of, user_errors
 from kgan.config import one_of
 
 
@@ -33,11 +32,7 @@ def translate(
     """
     with user_errors():
         one_of(("a2b", "b2a"))("direction", direction)
-        if (model / runs.CONFIG).is_file():
-            _, config = runs.open_run(model)
-            select_backend(config.backend)
-        else:
-            select_backend("tensorflow")  # a SavedModel runs on TensorFlow
+        select_backend_of(model)
         from kgan import draw  # loads Keras: after the backend is chosen
 
         written = draw.translate_files(draw.translator(model), inputs, out, direction)

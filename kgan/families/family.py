@@ -87,6 +87,10 @@ class Family:
     def export_translator(self, version_dir: Path):
         raise KganError(self.no_translation(version_dir))
 
+    def export_generator(self, version_dir: Path):
+        """An export's generator as `kgan.project` moves through it (a noise family's)."""
+        raise KganError(self.no_sampling(version_dir))
+
     def no_sampling(self, where: Path, arch: str | None = None) -> str:
         """Why the run (of `arch`) or export at `where` cannot be sampled."""
         return f"{where} cannot be sampled"

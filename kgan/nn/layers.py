@@ -9,6 +9,7 @@ variables: it is saved in checkpoints and a resumed run draws what an uninterrup
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -171,6 +172,25 @@ class Truncation(layers.Layer):
         return {**super().get_config(), "decay": self.decay}
 
 
+# What replaces a layer's own result while kgan inverts a generator (`kgan.project`): the styles
+# of `StyleMixing` (w+ under optimization) and the noise images of `ModulatedConv2D`, by layer.
+# Kept outside the layers so that they never become weights of the model, nor saved with it.
+_REPLACED: dict[int, object] = {}
+
+
+@contextlib.contextmanager
+def replaced(values: dict):
+    """Within it, each layer of `values` (a `StyleMixing` or a `ModulatedConv2D`) returns, when
+    not training, the given tensor or variable instead: styles (N, num_ws, w_dim) or noise
+    images (N, H, W, 1)."""
+    _REPLACED.update({id(layer): value for layer, value in values.items()})
+    try:
+        yield
+    finally:
+        for layer in values:
+            _REPLACED.pop(id(layer), None)
+
+
 @register
 class StyleMixing(SavesSeedState, layers.Layer):
     """Broadcasts w to the `num_ws` layers of the synthesis network, shape (N, num_ws, w_dim).
@@ -188,6 +208,8 @@ class StyleMixing(SavesSeedState, layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed, name="mixing")
 
     def call(self, w, training=False):
+        if not training and id(self) in _REPLACED:
+            return ops.cast(_REPLACED[id(self)], w.dtype)
         ws = ops.repeat(w[:, None, :], self.num_ws, axis=1)
         if not training or not self.probability:
             return ws
@@ -292,6 +314,8 @@ class ModulatedConv2D(SavesSeedState, layers.Layer):
     def draw_noise(self, x, training):
         """Per-pixel noise, (N, H, W, 1): fresh while training, else the fixed image."""
         if not training:
+            if id(self) in _REPLACED:
+                return ops.cast(_REPLACED[id(self)], x.dtype)
             return ops.cast(self.const_noise, x.dtype)[None]
         shape = (ops.shape(x)[0], x.shape[1], x.shape[2], 1)
         return ops.cast(keras.random.normal(shape, seed=self.seed_generator), x.dtype)

@@ -118,6 +118,9 @@ class Noise(family.Family):
     def export_sampler(self, version_dir):
         return serving.ExportSource(version_dir)
 
+    def export_generator(self, version_dir):
+        return serving.ExportGenerator(version_dir)
+
     def no_translation(self, where, arch=None):
         if arch is None:
             return (f"{where} is the export of a noise-to-image GAN: translate needs a pix2pix "

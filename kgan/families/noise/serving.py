@@ -213,3 +213,46 @@ class ExportSource(drawing.Source):
             inputs["truncation"] = tf.constant(np.full(len(z), self.truncation) if per_row
                                                else self.truncation, tf.float32)
         return self.raw(**inputs)["images"].numpy()
+
+
+class ExportGenerator:
+    """An export's `raw` signature as `kgan.project` and `kgan.edit` move through it (z, with
+    labels and psi where it takes them -> float images): the parts of a run's GAN they use,
+    differentiable on TensorFlow."""
+
+    discriminator = None
+    layers = ()  # no styles to search: exports are projected in z
+
+    def __init__(self, version_dir: Path):
+        self.meta = serving.metadata(version_dir)
+        try:  # kept: its signatures refer to its variables
+            self.saved = tf.saved_model.load(str(version_dir))
+        except Exception as e:
+            raise KganError(f"Cannot load SavedModel {version_dir}: {first_line(e)}") from None
+        if "raw" not in self.saved.signatures:
+            raise KganError(f"{version_dir} has no `raw` signature (z to float images), which "
+                            "projection moves through: export its run again")
+        self.raw, self.generator = self.saved.signatures["raw"], self
+        self.latent_dim, self.num_classes = self.meta["latent_dim"], self.meta.get("num_classes")
+        self.truncates = bool(self.meta.get("truncation"))
+
+    def __call__(self, inputs, training=False):
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        names = ["z"] + ["label"] * bool(self.num_classes) + ["truncation"] * self.truncates
+        return self.raw(**dict(zip(names, inputs)))["images"]
+
+    def g_inputs(self, z, labels, truncation=1.0):
+        inputs = [tf.convert_to_tensor(z, tf.float32)] + (
+            [] if labels is None else [tf.cast(labels, tf.int32)])
+        if self.truncates:
+            inputs.append(tf.fill([tf.shape(inputs[0])[0]], float(truncation)))
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    def sample_noise(self, n, seed):
+        return serving.noise(n, seed, self.latent_dim)
+
+    def minimize(self, optimizer, variables, loss_fn):
+        with tf.GradientTape() as tape:
+            loss, aux = loss_fn()
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, aux

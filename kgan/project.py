@@ -277,7 +277,7 @@ def distance(kind: str, gan, config) -> Distance:
     or `pixel` (the pixels alone)."""
     if kind == "classifier":
         model = metrics.classifier(config.dataset, config.image_size).model
-        return Distance(keras.Model(model.inputs, model.outputs[0]))
+        return Distance(keras.Model(model.inputs[0], model.outputs[0]))
     if kind == "discriminator":
         head = [layer for layer in getattr(gan.discriminator, "layers", ())
                 if getattr(layer, "layer", layer).name in ("logits", "linear")]

@@ -22,8 +22,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -159,29 +157,10 @@ def check(path: Path, calls: list, inputs: dict, expected: dict) -> dict:
     mode). Raises `KganError` naming the first failing call; returns what was checked and the
     largest difference in gray levels.
     """
-    with tempfile.TemporaryDirectory(prefix="kgan-check-") as work:
-        requests, answers = Path(work) / "requests.npz", Path(work) / "answers.npz"
-        np.savez(requests, calls=np.array(json.dumps(calls)), **inputs)
-        done = subprocess.run([sys.executable, "-c", _CALL_SIGNATURES, str(path), str(requests),
-                               str(answers)], capture_output=True, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        if done.returncode:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KganError(f"Export check failed: TensorFlow alone could not call the "
-                            f"export's signatures ({last}); nothing was published")
-        with np.load(answers) as answered:
-            got = {key: answered[key] for key in answered.files}
-    differences = {}
-    for key, want in expected.items():
-        if not np.isfinite(got[key].astype(np.float64)).all():
-            raise KganError(f"Export check failed: {key} answered NaN or inf; nothing was "
-                            "published")
-        scale = 127.5 if want.dtype.kind == "f" else 1.0  # floats in [-1, 1]: 127.5 per level
-        differences[key] = float(np.max(np.abs(got[key].astype(np.float64) - want)) * scale)
-        if differences[key] > 1.0:
-            raise KganError(f"Export check failed: {key} differs from the run's generator by "
-                            f"{differences[key]:.1f} gray levels (at most 1 allowed); nothing "
-                            "was published")
+    got = formats.answers(_CALL_SIGNATURES, [str(path)], {
+        "calls": np.array(json.dumps(calls)), **inputs},
+        "TensorFlow alone could not call the export's signatures")
+    differences = formats.within_a_gray_level(got, expected)
     return {"signatures": sorted({signature for _, signature, _ in calls}),
             "max_difference": round(max(differences.values()), 4),
             "batch_of_one": round(max(v for k, v in differences.items()

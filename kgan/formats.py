@@ -150,30 +150,12 @@ def _check(format: str, folder: Path, calls: list, expected: dict) -> dict:
     in a separate process, batched and one row alone: each answer must be finite and within 1
     gray level of `expected` (the float32 generator's). Raises `KganError` naming the first
     failing file; returns the runtime and the largest differences."""
-    with tempfile.TemporaryDirectory(prefix="kgan-check-") as work:
-        asked, answered = Path(work) / "requests.npz", Path(work) / "answers.npz"
-        np.savez(asked, files=np.array(json.dumps([[file, list(feed)] for file, feed in calls])),
-                 **{f"{file}/{key}": value for file, feed in calls for key, value in feed.items()})
-        done = subprocess.run([sys.executable, "-c", _RUN, format, str(folder), str(asked),
-                               str(answered)], capture_output=True, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        if done.returncode:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KganError(f"Export check failed: {FORMATS[format].runtime} could not run "
-                            f"the export ({last}); nothing was published")
-        with np.load(answered) as got:
-            got = {key: got[key] for key in got.files}
-    differences = {}
-    for file, want in expected.items():
-        for key, wanted in ((file, want), (f"{file}/alone", want[:1])):
-            if not np.isfinite(got[key]).all():
-                raise KganError(f"Export check failed: {key} answered NaN or inf; nothing was "
-                                "published")
-            differences[key] = _gray_levels(got[key], wanted)
-            if differences[key] > 1.0:
-                raise KganError(f"Export check failed: {key} differs from the run's generator "
-                                f"by {differences[key]:.1f} gray levels (at most 1 allowed); "
-                                "nothing was published")
+    got = answers(_RUN, [format, str(folder)], {
+        "files": np.array(json.dumps([[file, list(feed)] for file, feed in calls])),
+        **{f"{file}/{key}": value for file, feed in calls for key, value in feed.items()}},
+        f"{FORMATS[format].runtime} could not run the export")
+    differences = within_a_gray_level(got, {**expected, **{
+        f"{file}/alone": want[:1] for file, want in expected.items()}})
     return {"runtime": f"{FORMATS[format].runtime} {got['version']}",
             "max_difference": max(differences.values()),
             "batch_of_one": max(v for k, v in differences.items() if k.endswith("/alone"))}
@@ -192,6 +174,42 @@ def _missing_ops(format: str, written) -> list[str]:
         return sorted({node.op_type for node in onnx.load(str(written)).graph.node
                        if not onnx.defs.has(node.op_type, node.domain)})
     return []
+
+
+def answers(script: str, args: list[str], requests: dict, failure: str) -> dict:
+    """Runs `script` in a fresh interpreter with `args`, then the paths of `requests` (saved as
+    .npz) and of the .npz it answers in; returns its answers. A failed run raises `KganError`:
+    "Export check failed: `failure` (its last line)"."""
+    with tempfile.TemporaryDirectory(prefix="kgan-check-") as work:
+        asked, answered = Path(work) / "requests.npz", Path(work) / "answers.npz"
+        np.savez(asked, **requests)
+        done = subprocess.run([sys.executable, "-c", script, *args, str(asked), str(answered)],
+                              capture_output=True, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KganError(f"Export check failed: {failure} ({last}); nothing was published")
+        with np.load(answered) as got:
+            return {key: got[key] for key in got.files}
+
+
+def within_a_gray_level(got: dict, expected: dict) -> dict:
+    """The largest difference of each answer in `got` from `expected` (by key), in gray levels
+    (floats in [-1, 1]: 127.5 a level; uint8: 1); raises `KganError` for an answer that is not
+    finite or is more than 1 gray level off."""
+    differences = {}
+    for key, want in expected.items():
+        if not np.isfinite(got[key].astype(np.float64)).all():
+            raise KganError(f"Export check failed: {key} answered NaN or inf; nothing was "
+                            "published")
+        scale = 127.5 if want.dtype.kind == "f" else 1.0
+        differences[key] = round(float(np.max(np.abs(got[key].astype(np.float64) - want)))
+                                 * scale, 4)
+        if differences[key] > 1.0:
+            raise KganError(f"Export check failed: {key} differs from the run's generator by "
+                            f"{differences[key]:.1f} gray levels (at most 1 allowed); nothing "
+                            "was published")
+    return differences
 
 
 def _call(model: keras.Model, inputs: list) -> np.ndarray:

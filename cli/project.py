@@ -29,9 +29,11 @@ def project(
         help="A conditional run's class to project with.",
         show_default="the nearest class per image")] = None,
     steps: Annotated[int, typer.Option(help="Adam steps per image.")] = 500,
-    distance: Annotated[Literal["classifier", "discriminator", "pixel"], typer.Option(
-        help="Perceptual distance (beside the pixels'): kgan's evaluation classifier's "
-             "features, the run's discriminator's, or the pixels alone.")] = "classifier",
+    distance: Annotated[Literal["lpips", "classifier", "discriminator", "pixel"] | None,
+                        typer.Option(
+        help="Perceptual distance (beside the pixels'): LPIPS (VGG16 weights needed), kgan's "
+             "evaluation classifier's features, the run's discriminator's, or the pixels alone.",
+        show_default="lpips where its weights are here, else classifier")] = None,
     batch_size: Annotated[int, typer.Option(help="Images projected at once.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the search's starts and noise.")] = 0,
     as_json: AsJson = False,

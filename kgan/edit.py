@@ -205,7 +205,7 @@ def latents_of(spec: str, gan, config, search, steps: int = 500, label=None, see
 def edit_files(run_dir, source: str | None, direction: str | None, strength: str = "-3..3",
                frames: int = 7, out: str | Path = "edits", listing: bool = False,
                space: str | None = None, label=None, steps: int = 500,
-               distance_kind: str = "classifier") -> list[Path]:
+               distance_kind: str | None = None) -> list[Path]:
     """`kgan edit`: the strip and GIF of `source` (see `latents_of`) moved along `direction`
     by `strength` in `frames` steps, in `out`; with `listing`, strips of the first 8 principal
     directions from the latent of seed 0 instead (`pca.png`, a row each)."""

@@ -23,7 +23,7 @@ import numpy as np
 from keras import ops
 from PIL import Image
 
-from kgan import checkpoint, data, families, metrics, runs, serving
+from kgan import checkpoint, data, families, lpips, metrics, runs, serving
 from kgan import images as images_lib
 from kgan.config import TrainConfig
 from kgan.data import sources as data_sources
@@ -32,7 +32,7 @@ from kgan.labels import labels_for
 from kgan.nn import layers as klayers
 
 SPACES = ("z", "w", "w+")
-DISTANCES = ("classifier", "discriminator", "pixel")
+DISTANCES = ("lpips", "classifier", "discriminator", "pixel")
 LEARNING_RATE = 0.1
 NOISE = 0.05  # of the latents' spread, at the start
 RAMP_UP, RAMP_DOWN, NOISE_RAMP = 0.05, 0.25, 0.75  # fractions of the steps
@@ -57,17 +57,20 @@ class Projection:
 
 
 class Distance:
-    """`per_image(images, target_features, targets)`: perceptual (unit-normalized features,
-    squared difference, in [0, 4]) plus `PIXEL_WEIGHT` times the pixels' mean squared error."""
+    """`per_image(images, target_features, targets)`: perceptual (the squared difference of
+    the network's features: unit-normalized first with `normalize`, so in [0, 4]; LPIPS' as
+    they are) plus `PIXEL_WEIGHT` times the pixels' mean squared error."""
 
-    def __init__(self, network: keras.Model | None):
-        self.network = network  # images -> features; None: pixels alone
+    def __init__(self, network: keras.Model | None, normalize: bool = True):
+        self.network, self.normalize = network, normalize  # network None: the pixels alone
 
     def features(self, images):
         if self.network is None:
             return None
         features = self.network(images, training=False)
         features = ops.reshape(ops.cast(features, "float32"), (ops.shape(images)[0], -1))
+        if not self.normalize:
+            return features
         return features * ops.rsqrt(ops.sum(ops.square(features), axis=1, keepdims=True) + 1e-8)
 
     def per_image(self, images, target_features, targets):
@@ -271,10 +274,14 @@ def load(run_or_export: str | Path):
     return run_dir, gan, config
 
 
-def distance(kind: str, gan, config) -> Distance:
-    """The search's distance: `classifier` (the features of kgan's evaluation classifier of the
-    run's dataset, trained once and cached), `discriminator` (the run's D before its last layer)
-    or `pixel` (the pixels alone)."""
+def distance(kind: str | None, gan, config) -> Distance:
+    """The search's distance: `lpips` (where its weights are on the machine: `kgan.lpips`),
+    `classifier` (the features of kgan's evaluation classifier of the run's dataset, trained
+    once and cached), `discriminator` (the run's D before its last layer) or `pixel` (the
+    pixels alone); None: lpips where it can be, else classifier."""
+    kind = kind or default_distance()
+    if kind == "lpips":
+        return Distance(lpips.network(config.image_shape), normalize=False)
     if kind == "classifier":
         model = metrics.classifier(config.dataset, config.image_size).model
         return Distance(keras.Model(model.inputs[0], model.outputs[0]))
@@ -289,6 +296,10 @@ def distance(kind: str, gan, config) -> Distance:
         return Distance(None)
     raise KganError(f"`distance` must be one of {', '.join(DISTANCES)}. Received: "
                     f"distance={kind}")
+
+
+def default_distance() -> str:
+    return "lpips" if lpips.weights_files() else "classifier"
 
 
 def read_targets(files: list[Path], image_shape) -> np.ndarray:
@@ -314,7 +325,7 @@ def read_targets(files: list[Path], image_shape) -> np.ndarray:
 
 def project_files(run_dir: str | Path, inputs: str | Path, out: str | Path,
                   space: str | None = None, label=None, steps: int = 500,
-                  distance_kind: str = "classifier", batch_size: int = 64, seed: int = 0,
+                  distance_kind: str | None = None, batch_size: int = 64, seed: int = 0,
                   frames: int = 20, on_step=None) -> list[dict]:
     """Projects an image file, or every png/jpg under a folder, and writes per image (same
     names and sub-folders, in `out`): the projected image (`.png`), its latent (`.npy`), the
@@ -330,6 +341,7 @@ def project_files(run_dir: str | Path, inputs: str | Path, out: str | Path,
         raise KganError(f"`steps` and `batch_size` must be at least 1. Received: steps={steps}, "
                         f"batch_size={batch_size}")
     targets = read_targets(files, config.image_shape)  # all read before anything is written
+    distance_kind = distance_kind or default_distance()
     search = distance(distance_kind, gan, config)
     records, total = [], steps * math.ceil(len(files) / batch_size)
     for start in range(0, len(files), batch_size):

@@ -1,6 +1,8 @@
-"""`--features fid-inception`: kgan's Keras FID Inception against pytorch-fid's own network (with
-the same random weights: the real ones are a 91 MB download), its PyTorch-file reader, and what
-it says offline."""
+"""kgan's Keras versions of the networks papers measure with, against their reference code with
+the same weights: the FID Inception (`--features fid-inception`) against pytorch-fid's, with
+random weights (the real ones are a 91 MB download), its PyTorch-file reader and what it says
+offline; LPIPS (`kgan project --distance lpips`) against the `lpips` package, with its real
+linear layers over a random VGG16."""
 
 import hashlib
 import importlib.metadata
@@ -10,6 +12,7 @@ import pickle
 import sys
 import types
 
+import keras
 import numpy as np
 import pytest
 from conftest import kgan
@@ -18,10 +21,10 @@ from kgan import fid_inception, metrics
 from kgan.errors import KganError
 
 
-def pytorch_fid_inception():
-    """pytorch-fid's `inception` module. torchvision's PyPI wheels link their C ops against
+def with_torchvision():
+    """Makes torchvision's model code importable. Its PyPI wheels link their C ops against
     CUDA's libraries, and on a CPU-only PyTorch its import fails registering them; the
-    architecture needs none, so its Python model code is imported without them then."""
+    architectures need none, so its Python model code is imported without them then."""
     try:
         import torchvision  # noqa: F401
     except (ImportError, RuntimeError):
@@ -34,6 +37,11 @@ def pytorch_fid_inception():
         import torchvision.models.inception  # noqa: F401
 
         shim.models = sys.modules["torchvision.models"]
+
+
+def pytorch_fid_inception():
+    """pytorch-fid's `inception` module."""
+    with_torchvision()
     from pytorch_fid import inception
 
     return inception
@@ -157,3 +165,35 @@ def test_kgan_eval_with_fid_inception_and_its_errors(random_fid, toy_npz, tmp_pa
                                              f"{tmp_path / 'none.pth'} (--fid-weights or "
                                              "KGAN_FID_WEIGHTS): expected pytorch-fid's "
                                              f"{fid_inception.WEIGHTS_FILE}\n")
+
+
+def test_lpips_equals_the_lpips_package_for_the_same_weights(tmp_path, monkeypatch):
+    import torch
+
+    from kgan import lpips as klpips
+    from kgan import project as projection
+
+    torch.set_num_threads(1)
+    with_torchvision()
+    import lpips
+
+    reference = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()  # random VGG16
+    vgg = {name.replace("net.slice", "").split(".", 1)[1]: value for name, value in
+           reference.state_dict().items() if name.startswith("net.")}
+    torch.save({f"features.{name}": value for name, value in vgg.items()},
+               tmp_path / klpips.VGG_FILE)  # as torchvision's file names them
+    monkeypatch.setenv("KGAN_LPIPS_VGG", str(tmp_path / klpips.VGG_FILE))
+    assert klpips.weights_files()[1].name == "vgg.pth"  # the installed package's own
+    search = projection.distance("lpips", None, types.SimpleNamespace(image_shape=(28, 28, 1)))
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(-1, 1, (3, 28, 28, 1)).astype(np.float32) for _ in range(2))
+    ours = keras.ops.convert_to_numpy(search.per_image(a, search.features(b), b)) \
+        - projection.PIXEL_WEIGHT * np.mean((a - b) ** 2, axis=(1, 2, 3))
+    with torch.no_grad():
+        want = reference(*(torch.from_numpy(np.repeat(x, 3, -1).transpose(0, 3, 1, 2))
+                           for x in (a, b))).numpy().reshape(3)
+    assert want.min() > 0
+    np.testing.assert_allclose(ours, want, rtol=1e-4)
+    monkeypatch.setenv("KGAN_LPIPS_VGG", str(tmp_path / "none.pth"))
+    with pytest.raises(KganError, match="^--distance lpips needs torchvision's VGG16 weights"):
+        projection.distance("lpips", None, types.SimpleNamespace(image_shape=(28, 28, 1)))

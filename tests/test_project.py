@@ -79,7 +79,7 @@ def test_projection_takes_the_same_path_on_every_backend(backend, toy_runs, on_b
 
 @pytest.mark.parametrize("arch", ["dcgan", "stylegan"])
 def test_principal_directions_are_orthonormal_and_ordered_by_variance(arch, toy_runs):
-    _, runs = toy_runs
+    tmp, runs = toy_runs
     gan, _ = load_gan(runs[arch])
     space = "w" if arch == "stylegan" else "z"
     directions, stds, variances = edit.principal_directions(gan, space, count=6)
@@ -93,6 +93,9 @@ def test_principal_directions_are_orthonormal_and_ordered_by_variance(arch, toy_
         assert np.all(np.diff(spread) < 0.05 * spread[0])
     else:
         assert np.all(stds == 1)  # z's spread along any unit direction
+    done = kgan("edit", runs[arch], "--list", "--out", tmp / arch, "--json")
+    strip, _ = json.loads(done.stdout)["files"]
+    assert Image.open(strip).size == (7 * 8, 8 * 8)  # pca:0 .. pca:7, 7 strengths each
 
 
 def test_an_export_is_projected_in_z_and_one_without_raw_is_refused(toy_runs):

@@ -103,7 +103,8 @@ def edit(gan, latents: np.ndarray, space: str, labels, direction: str, amounts: 
          other: np.ndarray | None = None, learned=None) -> np.ndarray:
     """Frames (T, N, H, W, C) in [-1, 1] of `latents` (N rows in `space`) moved along
     `direction` by `amounts` (for `class:K`: the source, then class K; for `mix:OTHER`: one
-    frame per crossover with `other`; for `from:`, `learned` = (direction, spread))."""
+    frame per crossover with `other`, styles per layer (1 or N, num_ws, w_dim); for `from:`,
+    `learned` = (direction, spread))."""
     kind, value = parse(direction)
     n = len(latents)
 
@@ -124,11 +125,11 @@ def edit(gan, latents: np.ndarray, space: str, labels, direction: str, amounts: 
         return np.stack([draw(latents), draw(moved)])
     if kind == "mix":
         mixing, _ = projection.style_layers(gan.generator)
-        if mixing is None or space == "z":
+        if mixing is None or space == "z" or other is None:
             raise KganError("mix:OTHER needs a stylegan run's latents in w or w+ (its images "
                             "are made of styles)")
-        mine, theirs = (_per_layer(x, space, mixing.num_ws) for x in (latents, other))
-        theirs = np.broadcast_to(theirs, mine.shape)
+        mine = _per_layer(latents, space, mixing.num_ws)
+        theirs = np.broadcast_to(other, mine.shape)
         return np.stack([draw(np.concatenate([mine[:, :k], theirs[:, k:]], axis=1),
                               in_space="w+") for k in range(mixing.num_ws, 0, -1)])
     if kind == "pca":
@@ -230,7 +231,11 @@ def edit_files(run_dir, source: str | None, direction: str | None, strength: str
                                               space=space)
     other = learned = None
     if kind == "mix":
-        other = latents_of(value, gan, config, search, steps, label, space=space)[0]
+        mixing, _ = projection.style_layers(gan.generator)
+        theirs, their_space, *_ = latents_of(value, gan, config, search, steps, label,
+                                             space=space)
+        if mixing is not None and their_space != "z":  # else edit() says what mix needs
+            other = _per_layer(theirs, their_space, mixing.num_ws)
     elif kind == "from":
         positive, _, negative = value.partition(",")
         if not negative:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import KGAN_CLI, kgan, toy_config
+from conftest import kgan, toy_config
 from PIL import Image
 
 from kgan import edit, export
@@ -61,17 +61,24 @@ def test_project_writes_each_images_projection_latent_search_and_record(toy_runs
         assert Image.open(gif).n_frames == 2 * frames - 2  # there and back
 
 
+# Projects argv[2] into the run argv[1] on this worker's backend, into argv[3]; prints it.
+PROJECT = r"""
+import sys
+import keras
+from kgan.project import project_files
+project_files(*sys.argv[1:4], steps=10, distance_kind="pixel")
+print(keras.backend.backend())
+"""
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_projection_takes_the_same_path_on_every_backend(backend, toy_runs, on_backend):
     """The same steps from the same start: the latents TensorFlow finds, within float noise."""
     tmp, runs = toy_runs
-    for name in ("tensorflow", backend):
-        args = ["project", runs["dcgan"], tmp / "images", "--out", tmp / name, "--steps", 10,
-                "--distance", "pixel"]
-        if name == "tensorflow":
-            assert kgan(*args).exit_code == 0
-        else:
-            on_backend(backend, KGAN_CLI, *args)
+    assert kgan("project", runs["dcgan"], tmp / "images", "--out", tmp / "tensorflow",
+                "--steps", 10, "--distance", "pixel").exit_code == 0
+    assert on_backend(backend, PROJECT, runs["dcgan"], tmp / "images", tmp / backend) \
+        == f"{backend}\n"
     for i in range(3):
         np.testing.assert_allclose(np.load(tmp / backend / f"{i}.npy"),
                                    np.load(tmp / "tensorflow" / f"{i}.npy"), atol=2e-3)

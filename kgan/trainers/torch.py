@@ -50,6 +50,8 @@ class Trainer:
         """Runs `loss_fn() -> (loss, aux)`, backpropagates `loss` and applies its gradient to
         `variables` with `optimizer`; returns `(loss, aux)`, detached."""
         self.zero_grad()  # also the gradients an earlier update left on other models
+        for variable in variables:  # and on variables outside the model (a projection's)
+            variable.value.grad = None
         self._normalize()
         loss, aux = loss_fn()
         loss.backward()

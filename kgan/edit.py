@@ -57,8 +57,9 @@ def strengths(spec: str, frames: int) -> np.ndarray:
 
 
 def principal_directions(gan, space: str, count: int = 10, seed: int = 0):
-    """The first `count` principal directions of `space` (rows, unit length, orthonormal) and
-    the spread of the latents along each (descending)."""
+    """The first `count` principal directions of `space` (rows, unit length, orthonormal), the
+    latents' spread along each (the unit of a strength: 1 in z) and the variance each explains
+    (descending)."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((PCA_N, gan.latent_dim))
     labels = None if not gan.num_classes else np.arange(PCA_N) % gan.num_classes

@@ -75,8 +75,9 @@ print(keras.backend.backend())
 def test_projection_takes_the_same_path_on_every_backend(backend, toy_runs, on_backend):
     """The same steps from the same start: the latents TensorFlow finds, within float noise."""
     tmp, runs = toy_runs
-    assert kgan("project", runs["dcgan"], tmp / "images", "--out", tmp / "tensorflow",
-                "--steps", 10, "--distance", "pixel").exit_code == 0
+    if not (tmp / "tensorflow").is_dir():  # once for both backends
+        assert kgan("project", runs["dcgan"], tmp / "images", "--out", tmp / "tensorflow",
+                    "--steps", 10, "--distance", "pixel").exit_code == 0
     assert on_backend(backend, PROJECT, runs["dcgan"], tmp / "images", tmp / backend) \
         == f"{backend}\n"
     for i in range(3):
@@ -116,10 +117,11 @@ def test_an_export_is_projected_in_z_and_one_without_raw_is_refused(toy_runs):
     (first, *_) = json.loads(done.stdout)["projections"]
     assert first["space"] == "z" and first["source"] == str(path)
     # The same search through the run's own generator finds the same latent.
-    assert kgan("project", runs["dcgan"], tmp / "images", "--out", tmp / "from-run", "--steps",
-                10, "--distance", "pixel").exit_code == 0
+    if not (tmp / "tensorflow").is_dir():
+        assert kgan("project", runs["dcgan"], tmp / "images", "--out", tmp / "tensorflow",
+                    "--steps", 10, "--distance", "pixel").exit_code == 0
     np.testing.assert_allclose(np.load(tmp / "from-export" / "0.npy"),
-                               np.load(tmp / "from-run" / "0.npy"), atol=2e-3)
+                               np.load(tmp / "tensorflow" / "0.npy"), atol=2e-3)
     # An export of another kind, with kgan.json but no `raw` signature.
     module = tf.Module()
     module.f = tf.function(lambda z: {"images": z}, input_signature=[

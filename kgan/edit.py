@@ -26,6 +26,7 @@ from kgan import data
 from kgan import images as images_lib
 from kgan import project as projection
 from kgan.errors import KganError
+from kgan.labels import labels_for
 
 KINDS = ("class:K", "pca:N", "from:POS_DIR,NEG_DIR", "mix:OTHER")
 PCA_N = 5_000  # sampled latents for the principal directions
@@ -79,7 +80,7 @@ def principal_directions(gan, space: str, count: int = 10, seed: int = 0):
         covariance = weights[:-1] @ weights[:-1].T
         spread = 1.0  # z has unit spread along every unit direction
     else:
-        w = projection._mapped(gan, z, labels)
+        w = projection.mapped_styles(gan, z, labels)
         covariance = np.cov(w, rowvar=False)
         spread = None
     values, vectors = np.linalg.eigh(covariance)
@@ -119,7 +120,7 @@ def edit(gan, latents: np.ndarray, space: str, labels, direction: str, amounts: 
         target = _index(value, gan.num_classes, "class")
         if space == "z":
             return np.stack([draw(latents), draw(latents, np.full(n, target, np.int32))])
-        averages = {k: projection._mapped(gan, np.random.default_rng(0).standard_normal(
+        averages = {k: projection.mapped_styles(gan, np.random.default_rng(0).standard_normal(
             (2000, gan.latent_dim)), np.full(2000, k)).mean(0) for k in {target, *labels}}
         shift = np.stack([averages[target] - averages[k] for k in labels])
         moved = latents + (shift if space == "w" else shift[:, None])
@@ -187,11 +188,10 @@ def latents_of(spec: str, gan, config, search, steps: int = 500, label=None, see
         if not number.isdigit():
             raise KganError(f"`seed:N` takes a number. Received: {spec}")
         z = keras.ops.convert_to_numpy(gan.sample_noise(1, seed=int(number))).astype(np.float32)
-        labels = None if not gan.num_classes else projection._checked_labels(
-            gan, 1, 0 if label is None else label)
+        labels = labels_for(1, gan.num_classes, label)  # a conditional run's default: class 0
         if mixing is None or space == "z":
             return z, "z", labels, f"seed-{number}"
-        return projection._mapped(gan, z, labels).astype(np.float32), "w", labels, \
+        return projection.mapped_styles(gan, z, labels).astype(np.float32), "w", labels, \
             f"seed-{number}"
     path = Path(spec)
     if path.suffix == ".npy":

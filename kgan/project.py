@@ -126,7 +126,7 @@ def project(gan, targets: np.ndarray, distance: Distance, space: str | None = No
     else:
         if gan.num_classes and labels is None:
             labels = _nearest_z(gan, measure, n, None, rng)[0]
-        w = _mapped(gan, rng.standard_normal((STATISTICS_N, gan.latent_dim)), labels)
+        w = mapped_styles(gan, rng.standard_normal((STATISTICS_N, gan.latent_dim)), labels)
         average = w.mean(0)
         spread = float(np.sqrt(np.sum((w - average) ** 2) / len(w)))
         start = np.tile(average, (n, 1) if space == "w" else (n, mixing.num_ws, 1))
@@ -227,7 +227,7 @@ def _nearest_z(gan, measure, n, labels, rng):
     return chosen_labels, chosen_z
 
 
-def _mapped(gan, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def mapped_styles(gan, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
     """The styles w of latents `z` (with one class per image's label, cycled), untruncated."""
     mixing, _ = style_layers(gan.generator)
     mapper = keras.Model(gan.generator.inputs, mixing.input)

@@ -95,7 +95,7 @@ def test_principal_directions_are_orthonormal_and_ordered_by_variance(arch, toy_
     assert np.all(np.diff(variances) <= 0) and variances[-1] > 0
     if space == "w":  # the spread of fresh styles along each is its own, in that order
         z = np.random.default_rng(5).standard_normal((4000, gan.latent_dim))
-        w = projection._mapped(gan, z, np.arange(4000) % 4)
+        w = projection.mapped_styles(gan, z, np.arange(4000) % 4)
         spread = np.std(w @ directions.T, axis=0)
         np.testing.assert_allclose(spread, stds, rtol=0.1)
         assert np.all(np.diff(spread) < 0.05 * spread[0])

@@ -127,6 +127,20 @@ def kid(features_a, features_b, subsets: int = 100, subset_size: int = 1000,
     return float(np.mean(values)), float(np.std(values))
 
 
+def image_scores(outputs: np.ndarray, targets: np.ndarray) -> dict:
+    """L1, PSNR (dB) and SSIM per image of uint8 `outputs` against uint8 `targets`, on the
+    [0, 1] scale (L1 0.1: a tenth of the full range; scikit-image's PSNR and SSIM, 7x7
+    windows; identical images: PSNR 100, not infinite)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # slow import
+
+    out, ref = outputs.astype(np.float64) / 255.0, targets.astype(np.float64) / 255.0
+    return {"l1": np.mean(np.abs(out - ref), axis=tuple(range(1, out.ndim))),
+            "psnr": np.array([peak_signal_noise_ratio(r, o, data_range=1.0) if np.any(r != o)
+                              else 100.0 for o, r in zip(out, ref)]),
+            "ssim": np.array([structural_similarity(r, o, data_range=1.0, channel_axis=-1)
+                              for o, r in zip(out, ref)])}
+
+
 def classifier_score(probs, splits: int = 10) -> tuple[float, float]:
     """Inception-Score-style exp(E_x KL(p(y|x) || p(y))), mean and std over `splits` parts."""
     probs = np.clip(_probabilities(probs), 1e-12, 1.0)

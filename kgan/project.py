@@ -242,16 +242,9 @@ def mapped_styles(gan, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
 
 
 def quality(projected: np.ndarray, targets: np.ndarray) -> dict:
-    """PSNR (dB) and SSIM per image of projections against their targets (both in [-1, 1],
-    measured at uint8, as the images are written)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    a, b = images_lib.to_uint8(projected), images_lib.to_uint8(targets)
-    psnr = np.array([min(100.0, peak_signal_noise_ratio(y, x, data_range=255))
-                     for x, y in zip(a, b)])
-    ssim = np.array([structural_similarity(y, x, data_range=255, channel_axis=-1)
-                     for x, y in zip(a, b)])
-    return {"psnr": psnr, "ssim": ssim}
+    """L1, PSNR (dB) and SSIM per image of projections against their targets (both in [-1, 1],
+    measured at uint8, as the images are written: `kgan.metrics.image_scores`)."""
+    return metrics.image_scores(images_lib.to_uint8(projected), images_lib.to_uint8(targets))
 
 
 # Files: what `kgan project` reads and writes ------------------------------------------------------

@@ -60,18 +60,10 @@ def translation_grid(source: drawing.Translation, a: np.ndarray, b: np.ndarray,
 
 
 def paired_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict:
-    """Mean L1, PSNR (dB) and SSIM of uint8 `outputs` against uint8 `targets`, per image and
-    averaged, on the [0, 1] scale (L1 0.1: a tenth of the full range; scikit-image's PSNR and
-    SSIM, 7x7 windows)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # slow import
-
-    out, ref = outputs.astype(np.float64) / 255.0, targets.astype(np.float64) / 255.0
-    psnr = [peak_signal_noise_ratio(r, o, data_range=1.0) if np.any(r != o) else 100.0
-            for o, r in zip(out, ref)]  # identical images: capped instead of infinite
-    ssim = [structural_similarity(r, o, data_range=1.0, channel_axis=-1)
-            for o, r in zip(out, ref)]
-    return {"l1": float(np.mean(np.abs(out - ref))), "psnr": float(np.mean(psnr)),
-            "ssim": float(np.mean(ssim))}
+    """Mean L1, PSNR (dB) and SSIM of uint8 `outputs` against uint8 `targets`
+    (`kgan.metrics.image_scores`, averaged over the images)."""
+    return {key: float(np.mean(values))
+            for key, values in metrics.image_scores(outputs, targets).items()}
 
 
 def _translation_features(dataset: str, image_size: int | None, on_train, features: str,

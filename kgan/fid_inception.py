@@ -16,6 +16,7 @@ Images go in as pytorch-fid feeds them: RGB in [0, 1], bilinearly resized to 299
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -140,6 +141,12 @@ def load_weights(model: keras.Model, path: str | Path) -> None:
 
 
 # Reading a PyTorch file without PyTorch ---------------------------------------------------------
+
+def torch_checkpoints() -> Path:
+    """Where PyTorch keeps downloaded weights (`torch.hub`): `$TORCH_HOME/hub/checkpoints`."""
+    return Path(os.environ.get("TORCH_HOME", "~/.cache/torch")).expanduser() / "hub" / \
+        "checkpoints"
+
 
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
            "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,

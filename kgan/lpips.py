@@ -22,7 +22,7 @@ import numpy as np
 from keras import layers, ops
 
 from kgan.errors import KganError
-from kgan.fid_inception import read_torch_file
+from kgan.fid_inception import read_torch_file, torch_checkpoints
 
 VGG_FILE = "vgg16-397923af.pth"
 VGG_URL = "https://download.pytorch.org/models/" + VGG_FILE
@@ -35,8 +35,7 @@ BLOCKS = (((0, 64), (2, 64)), ((5, 128), (7, 128)), ((10, 256), (12, 256), (14, 
 
 def weights_files() -> tuple[Path, Path] | None:
     """The VGG16 and linear-layer files, if both are on this machine."""
-    torch_home = Path(os.environ.get("TORCH_HOME", "~/.cache/torch")).expanduser()
-    vgg = Path(os.environ.get("KGAN_LPIPS_VGG") or torch_home / "hub" / "checkpoints" / VGG_FILE)
+    vgg = Path(os.environ.get("KGAN_LPIPS_VGG") or torch_checkpoints() / VGG_FILE)
     lin = os.environ.get("KGAN_LPIPS_LIN")
     if lin is None and importlib.util.find_spec("lpips") is not None:
         lin = Path(importlib.util.find_spec("lpips").origin).parent / "weights/v0.1/vgg.pth"

@@ -359,14 +359,10 @@ def inception(weights: str | Path | None = None) -> InceptionExtractor:
     keras_home = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser()
     weights = Path(weights) if weights else keras_home / "models" / INCEPTION_FILE
     if not weights.is_file():
-        try:
-            with contextlib.redirect_stdout(sys.stderr):  # its progress is not a result
-                keras.utils.get_file(INCEPTION_FILE, INCEPTION_URL, cache_subdir="models")
-        except Exception as e:
-            raise KganError(
-                f"InceptionV3 weights are not on this machine and could not be downloaded "
-                f"({first_line(e)}). Put {INCEPTION_FILE} (from {INCEPTION_URL}) at {weights}, "
-                "or use --features classifier.") from None
+        _download(INCEPTION_FILE, INCEPTION_URL,
+                  "InceptionV3 weights are not on this machine and could not be downloaded "
+                  f"({{reason}}). Put {INCEPTION_FILE} (from {INCEPTION_URL}) at {weights}, or "
+                  "use --features classifier.", cache_subdir="models")
     try:
         model = keras.applications.InceptionV3(include_top=False, pooling="avg",
                                                weights=str(weights), input_shape=(299, 299, 3))
@@ -387,25 +383,29 @@ def fid_inception(weights: str | Path | None = None) -> FidInceptionExtractor:
             raise KganError(f"No FID Inception weights at {weights} (--fid-weights or "
                             f"KGAN_FID_WEIGHTS): expected pytorch-fid's {fid_net.WEIGHTS_FILE}")
     else:
-        torch_home = Path(os.environ.get("TORCH_HOME", "~/.cache/torch")).expanduser()
-        places = [torch_home / "hub" / "checkpoints", runs.cache_dir() / "fid"]
+        places = [fid_net.torch_checkpoints(), runs.cache_dir() / "fid"]
         weights = next((p / fid_net.WEIGHTS_FILE for p in places
                         if (p / fid_net.WEIGHTS_FILE).is_file()), None)
         if weights is None:
-            try:
-                with contextlib.redirect_stdout(sys.stderr):  # its progress is not a result
-                    weights = Path(keras.utils.get_file(
-                        fid_net.WEIGHTS_FILE, fid_net.WEIGHTS_URL,
-                        cache_dir=str(runs.cache_folder()), cache_subdir="fid"))
-            except Exception as e:
-                raise KganError(
-                    f"--features fid-inception needs pytorch-fid's Inception weights, which are "
-                    f"not on this machine and could not be downloaded ({first_line(e)}). "
-                    f"Download {fid_net.WEIGHTS_URL} and give its path with --fid-weights PATH "
-                    "or KGAN_FID_WEIGHTS.") from None
+            weights = _download(
+                fid_net.WEIGHTS_FILE, fid_net.WEIGHTS_URL,
+                "--features fid-inception needs pytorch-fid's Inception weights, which are not "
+                "on this machine and could not be downloaded ({reason}). Download "
+                f"{fid_net.WEIGHTS_URL} and give its path with --fid-weights PATH or "
+                "KGAN_FID_WEIGHTS.", cache_dir=str(runs.cache_folder()), cache_subdir="fid")
     model = fid_net.network()
     fid_net.load_weights(model, weights)
     return FidInceptionExtractor(model, {"path": str(weights)})
+
+
+def _download(file: str, url: str, failure: str, **where) -> Path:
+    """`keras.utils.get_file` (its progress on stderr: not a result); a failure raises
+    `KganError` with `failure`, `{reason}` in it replaced by the error's first line."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return Path(keras.utils.get_file(file, url, **where))
+    except Exception as e:
+        raise KganError(failure.replace("{reason}", first_line(e))) from None
 
 
 def extractor(features: str, dataset: str, image_size: int | None,

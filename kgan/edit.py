@@ -78,16 +78,13 @@ def principal_directions(gan, space: str, count: int = 10, seed: int = 0):
         weights, *_ = np.linalg.lstsq(np.c_[z, np.ones(PCA_N)], activations.astype(np.float64),
                                       rcond=None)
         covariance = weights[:-1] @ weights[:-1].T
-        spread = 1.0  # z has unit spread along every unit direction
     else:
-        w = projection.mapped_styles(gan, z, labels)
-        covariance = np.cov(w, rowvar=False)
-        spread = None
+        covariance = np.cov(projection.mapped_styles(gan, z, labels), rowvar=False)
     values, vectors = np.linalg.eigh(covariance)
     order = np.argsort(values)[::-1][:count]
-    directions = vectors[:, order].T
-    stds = np.ones(len(order)) if spread == 1.0 else np.sqrt(np.maximum(values[order], 0))
-    return directions.astype(np.float32), stds, values[order]
+    # z has unit spread along every unit direction; w the square root of each variance.
+    stds = np.ones(len(order)) if space == "z" else np.sqrt(np.maximum(values[order], 0))
+    return vectors[:, order].T.astype(np.float32), stds, values[order]
 
 
 def learned_direction(positive: np.ndarray, negative: np.ndarray):

@@ -39,14 +39,20 @@ STYLE_ADA = {"arch": "stylegan", "base_filters": 4, "conditional": True, "augmen
              "ada_kimg": 1, "ada_target": 0.01}
 
 
-@pytest.fixture
-def toy_npz(tmp_path):
-    """200 random 8x8 gray uint8 images with labels 0..3, as an .npz the loader reads."""
+def write_toy_npz(folder: Path) -> Path:
+    """`folder/toy.npz`: 200 random 8x8 gray uint8 images with labels 0..3, as the loader reads
+    them (the same every time)."""
     rng = np.random.default_rng(0)
-    path = tmp_path / "toy.npz"
+    path = folder / "toy.npz"
     np.savez(path, x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
              y_train=rng.integers(0, 4, 200))
     return path
+
+
+@pytest.fixture
+def toy_npz(tmp_path):
+    """`write_toy_npz` in the test's folder."""
+    return write_toy_npz(tmp_path)
 
 
 def toy_config(npz, **overrides) -> TrainConfig:

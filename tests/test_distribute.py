@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import TECHNIQUES
+from conftest import TECHNIQUES, write_toy_npz
 
 from kgan import training as lib
 from kgan.build import build_gan
@@ -76,10 +76,7 @@ CASES = {"bce": ("bce", {}), "wgan-gp-techniques": ("wgan-gp", TECHNIQUES)}
 def mirrored(tmp_path_factory):
     """Every case, on one device and mirrored on two, in one process: {case: (one, two)}."""
     tmp = tmp_path_factory.mktemp("mirrored")
-    rng = np.random.default_rng(0)  # the toy_npz fixture's data
-    np.savez(tmp / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
-             y_train=rng.integers(0, 4, 200))
-    results = run_python(TRAIN_ON_TWO_CPUS, tmp / "toy.npz", tmp / "runs",
+    results = run_python(TRAIN_ON_TWO_CPUS, write_toy_npz(tmp), tmp / "runs",
                          json.dumps(list(CASES.values())))
     return {case: tuple(results[2 * i : 2 * i + 2]) for i, case in enumerate(CASES)}
 

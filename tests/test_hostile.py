@@ -6,7 +6,7 @@ import resource
 
 import numpy as np
 import pytest
-from conftest import At, kgan, poison, toy_config
+from conftest import At, kgan, poison, toy_config, write_toy_npz
 from PIL import Image
 
 from kgan import checkpoint, export, training
@@ -17,10 +17,7 @@ from kgan.errors import KganError
 def toy_run(tmp_path_factory):
     """A finished one-epoch toy run (mlp, 4 classes)."""
     root = tmp_path_factory.mktemp("hostile")
-    rng = np.random.default_rng(0)
-    np.savez(root / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
-             y_train=rng.integers(0, 4, 200))
-    return training.train(toy_config(root / "toy.npz"), runs_dir=root / "runs").run_dir
+    return training.train(toy_config(write_toy_npz(root)), runs_dir=root / "runs").run_dir
 
 
 def test_eval_prints_its_result_before_saying_it_could_not_be_recorded(toy_run, tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import kgan, toy_config
+from conftest import kgan, toy_config, write_toy_npz
 from PIL import Image
 
 from kgan import edit, export
@@ -19,14 +19,12 @@ from kgan.checkpoint import load_gan
 def toy_runs(tmp_path_factory):
     """A DCGAN and a conditional StyleGAN of 8x8 gray toy images, and 3 such images."""
     tmp = tmp_path_factory.mktemp("project")
-    rng = np.random.default_rng(0)
-    np.savez(tmp / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
-             y_train=rng.integers(0, 4, 200))
+    npz, rng = write_toy_npz(tmp), np.random.default_rng(1)
     (tmp / "images").mkdir()
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
             tmp / "images" / f"{i}.png")
-    runs = {arch: lib.train(toy_config(tmp / "toy.npz", arch=arch, base_filters=4,
+    runs = {arch: lib.train(toy_config(npz, arch=arch, base_filters=4,
                                        steps_per_epoch=4, **extra), runs_dir=tmp / "runs").run_dir
             for arch, extra in (("dcgan", {}), ("stylegan", {"conditional": True}))}
     return tmp, runs

@@ -6,7 +6,16 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import STYLE_ADA, TECHNIQUES, At, assert_same_state, ctrl_c, poison, toy_config
+from conftest import (
+    STYLE_ADA,
+    TECHNIQUES,
+    At,
+    assert_same_state,
+    ctrl_c,
+    poison,
+    toy_config,
+    write_toy_npz,
+)
 from PIL import Image
 
 from kgan import health, images
@@ -20,10 +29,7 @@ def straight(tmp_path_factory):
     """3 uninterrupted epochs of the toy data: what every interrupted or extended run of the
     same settings must end identical to."""
     tmp = tmp_path_factory.mktemp("straight")
-    rng = np.random.default_rng(0)  # the toy_npz fixture's data
-    np.savez(tmp / "toy.npz", x_train=rng.integers(0, 256, (200, 8, 8), dtype=np.uint8),
-             y_train=rng.integers(0, 4, 200))
-    return lib.train(toy_config(tmp / "toy.npz", epochs=3), runs_dir=tmp / "runs").run_dir
+    return lib.train(toy_config(write_toy_npz(tmp), epochs=3), runs_dir=tmp / "runs").run_dir
 
 
 def test_run_directory_contents(toy_npz, tmp_path):
